@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set up everything first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint setup clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install whenever a requirements file changes.
+$(VENV)/.installed: $(BIN)/python requirements/base.txt requirements/dev.txt
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py demo_setup
+	@echo ""
+	@echo "  API:       http://127.0.0.1:$(PORT)/api/rest_j/v1/  (log in: POST user/login)"
+	@echo "  Admin:     http://127.0.0.1:$(PORT)/admin/  (hadoop / \$$DEMO_PASSWORD, default linkis-demo)"
+	@echo "  API docs:  http://127.0.0.1:$(PORT)/api/docs/"
+	@echo ""
+	exec $(BIN)/honcho --no-prefix start -f Procfile
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py check --fail-level WARNING
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest --durations=15
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

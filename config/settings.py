@@ -1,0 +1,261 @@
+"""Settings of the engine manager.
+
+The environment is read once, here, through the typed helpers of ``config.env``. The defaults are
+the embedded mode: SQLite and a file-system Celery broker and result backend, all under
+``DATA_DIR``. ``DATABASE_URL`` switches to PostgreSQL and ``CELERY_BROKER_URL`` /
+``CELERY_RESULT_BACKEND`` to Redis. ``docs/configuration.md`` lists every variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Every process (web, workers, beat, agents) must find the same database and broker, so the data
+# folder is resolved against the project folder, never the working directory.
+DATA_DIR = env_path("DATA_DIR", Path("var"), base=BASE_DIR)
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _embedded_secret_key() -> str:
+    """A key generated once per data folder, so sessions survive restarts in embedded mode."""
+    key_file = DATA_DIR / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        return key
+
+
+SECRET_KEY = env_secret("SECRET_KEY") or _embedded_secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Origins other than the serving host whose browser pages may call the API with the session
+# cookie (for example a Linkis web console served elsewhere), as scheme://host[:port].
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "linkismanager",
+    "engines",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "linkismanager.linkis.middleware.CrossSiteRequestMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees the lockout flag set during authentication.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+
+SQLITE_BUSY_TIMEOUT = env_float("SQLITE_BUSY_TIMEOUT", 30.0, minimum=0)
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # Several processes share the file: WAL lets readers run beside the writer, the
+                # busy timeout waits for a lock instead of failing, and IMMEDIATE transactions
+                # take the write lock up front, so a writer never fails half-way with
+                # "database is locked" when it upgrades from a read.
+                "timeout": SQLITE_BUSY_TIMEOUT,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Authentication -----------------------------------------------------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    # Axes first: it refuses a locked-out user before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Linkis admins (its governance-station admins), case-insensitive, besides Django superusers.
+LINKIS_ADMIN_USERS = [name.lower() for name in env_list("LINKIS_ADMIN_USERS", ["hadoop"])]
+
+# The cookie name Linkis clients look for; Lax keeps it off cross-site subrequests and POSTs.
+SESSION_COOKIE_NAME = "linkis_user_session_ticket_id_v1"
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 24 * 3600, minimum=60)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Login throttle (django-axes): after this many failures for one user name from one address,
+# further attempts are refused until the cool-off has passed.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 300, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "linkismanager.linkis.auth.lockout_response"
+AXES_VERBOSE = False
+
+# --- Internationalisation and static files ------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- REST API -----------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "linkismanager.linkis.auth.TokenHeaderAuthentication",
+        "linkismanager.linkis.auth.LinkisSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "linkismanager.linkis.exceptions.linkis_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Engine manager (Linkis LinkisManager API)",
+    "DESCRIPTION": (
+        "The Linkis engine-management REST API under /api/rest_j/v1. Every answer is the Linkis "
+        "envelope {method, status, message, data}."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/rest_j/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "linkisSession": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "linkis_user_session_ticket_id_v1",
+            },
+            "linkisTokenCode": {"type": "apiKey", "in": "header", "name": "Token-Code"},
+            "linkisTokenUser": {"type": "apiKey", "in": "header", "name": "Token-User"},
+        }
+    },
+    "SECURITY": [{"linkisSession": []}, {"linkisTokenCode": [], "linkisTokenUser": []}],
+    "AUTHENTICATION_WHITELIST": [],
+}
+
+# Shown by the cluster-facing gateway endpoints the Linkis web console calls.
+LINKIS_CLUSTER_NAME = env_str("LINKIS_CLUSTER_NAME", "default")
+
+# --- Celery -------------------------------------------------------------------------------------
+
+BROKER_DIR = DATA_DIR / "broker"
+RESULTS_DIR = DATA_DIR / "results"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{RESULTS_DIR}")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for folder in ("out", "processed"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Producers write to "out" and consumers read the same folder: one queue store.
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        # The default 1 s poll makes every round trip to an agent about a second long.
+        "polling_interval": env_float("CELERY_POLLING_INTERVAL", 0.05, minimum=0.001),
+    }
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_RESULT_EXPIRES = timedelta(seconds=env_int("CELERY_RESULT_EXPIRES", 3600, minimum=60))
+CELERY_TASK_DEFAULT_QUEUE = "manager"
+# Manager-side tasks go to the "manager" queue; tasks for one host go to "ecm.<instance>", the
+# queue its agent consumes (see config.celery.ecm_queue).
+CELERY_MANAGER_QUEUE = "manager"
+CELERY_ECM_QUEUE_PREFIX = "ecm."
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE_FILE = DATA_DIR / "celerybeat-schedule"
+
+# --- Logging ------------------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"axes": {"level": "WARNING"}},
+}
+
+# Password of the demo users that `make run` creates (DEMO_PASSWORD overrides it).
+DEMO_PASSWORD_DEFAULT = "linkis-demo"

@@ -1,0 +1,1 @@
+"""The manager: ECMs, labels, health, resources, authentication and the Linkis API plumbing."""

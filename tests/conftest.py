@@ -1,0 +1,54 @@
+"""Fixtures shared by every test: the standard actors and logged-in API clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+PASSWORD = "test-pass-123"
+API = "/api/rest_j/v1"
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., object]:
+    def make(name: str, *, superuser: bool = False):
+        user_model = get_user_model()
+        user = user_model.objects.create_user(username=name, password=PASSWORD)
+        if superuser:
+            user.is_staff = user.is_superuser = True
+            user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def hadoop(make_user):
+    """The default Linkis admin (named in LINKIS_ADMIN_USERS), not a Django superuser."""
+    return make_user("hadoop")
+
+
+@pytest.fixture
+def login() -> Callable[[str], APIClient]:
+    """An API client logged in through the real login endpoint (the session cookie)."""
+
+    def do_login(name: str, password: str = PASSWORD) -> APIClient:
+        client = APIClient()
+        response = client.post(f"{API}/user/login", {"userName": name, "password": password}, format="json")
+        assert response.status_code == 200, response.content
+        return client
+
+    return do_login
