@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -53,6 +54,8 @@ def request_is_cross_site(request: HttpRequest) -> str | None:
 class CrossSiteRequestMiddleware:
     """On the API, refuse unsafe requests whose Origin/Referer is neither this host nor trusted.
 
+    Unsafe means POST/PUT/PATCH/DELETE, and GET on a view marked ``changes_state_on_get``.
+
     Linkis clients authenticate with a cookie and send no CSRF token, so this check (with the
     SameSite=Lax cookie) is what keeps another site from acting with a user's session.
     """
@@ -61,12 +64,23 @@ class CrossSiteRequestMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/") and request.method not in SAFE_METHODS:
-            origin = request_is_cross_site(request)
-            if origin is not None:
-                return linkis_json_response(
-                    request,
-                    message=f"Cross-site request refused: origin {origin} is not trusted.",
-                    status=STATUS_FORBIDDEN,
-                )
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable, view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        # A few Linkis GETs change state; their views say so with ``changes_state_on_get``.
+        view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
+        unsafe = request.method not in SAFE_METHODS or getattr(view_class, "changes_state_on_get", False)
+        if not unsafe:
+            return None
+        origin = request_is_cross_site(request)
+        if origin is None:
+            return None
+        return linkis_json_response(
+            request,
+            message=f"Cross-site request refused: origin {origin} is not trusted.",
+            status=STATUS_FORBIDDEN,
+        )

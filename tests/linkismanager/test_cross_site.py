@@ -64,3 +64,27 @@ def test_a_request_without_origin_or_referer_passes(alice, login):
 def test_safe_methods_are_not_checked(alice, login):
     response = login("alice").get(f"{API}/user/userInfo", HTTP_ORIGIN="https://evil.example")
     assert response.status_code == 200
+
+
+def test_a_state_changing_get_is_checked_like_a_post(alice, login, settings):
+    from django.urls import clear_url_caches, path
+
+    from linkismanager.api.views import UserInfoView
+
+    class StateChangingGet(UserInfoView):
+        changes_state_on_get = True
+
+    import config.urls
+
+    original = list(config.urls.urlpatterns)
+    config.urls.urlpatterns.insert(0, path("api/rest_j/v1/test/stateChangingGet", StateChangingGet.as_view()))
+    clear_url_caches()
+    try:
+        client = login("alice")
+        refused = client.get(f"{API}/test/stateChangingGet", HTTP_REFERER="https://evil.example/x")
+        assert refused.status_code == 403
+        assert refused.json()["status"] == 3
+        assert client.get(f"{API}/test/stateChangingGet").status_code == 200
+    finally:
+        config.urls.urlpatterns[:] = original
+        clear_url_caches()
