@@ -96,23 +96,23 @@ TEMPLATES = [
 
 SQLITE_BUSY_TIMEOUT = env_float("SQLITE_BUSY_TIMEOUT", 30.0, minimum=0)
 DATABASE_URL = env_str("DATABASE_URL", "")
+SQLITE_OPTIONS = {
+    # Several processes share the file: WAL lets readers run beside the writer, the busy timeout
+    # waits for a lock instead of failing, and IMMEDIATE transactions take the write lock up
+    # front, so a writer never fails half-way with "database is locked" when it upgrades from a
+    # read.
+    "timeout": SQLITE_BUSY_TIMEOUT,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
 else:
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # Several processes share the file: WAL lets readers run beside the writer, the
-                # busy timeout waits for a lock instead of failing, and IMMEDIATE transactions
-                # take the write lock up front, so a writer never fails half-way with
-                # "database is locked" when it upgrades from a read.
-                "timeout": SQLITE_BUSY_TIMEOUT,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3", "OPTIONS": SQLITE_OPTIONS}
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -219,13 +219,15 @@ RESULTS_DIR = DATA_DIR / "results"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{RESULTS_DIR}")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for folder in ("out", "processed"):
+    for folder in ("out", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Producers write to "out" and consumers read the same folder: one queue store.
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables; by default kombu puts them in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The default 1 s poll makes every round trip to an agent about a second long.
         "polling_interval": env_float("CELERY_POLLING_INTERVAL", 0.05, minimum=0.001),
@@ -259,3 +261,24 @@ LOGGING = {
 
 # Password of the demo users that `make run` creates (DEMO_PASSWORD overrides it).
 DEMO_PASSWORD_DEFAULT = "linkis-demo"
+
+# --- Resources ----------------------------------------------------------------------------------
+
+GIB = 1024**3
+# A user's default quota per user + creator + engine type (Linkis: 20 GiB, 10 cores, 10 engines);
+# quota rows in the admin override it.
+USER_QUOTA_MEMORY = env_int("USER_QUOTA_MEMORY", 20 * GIB, minimum=0)
+USER_QUOTA_CORES = env_int("USER_QUOTA_CORES", 10, minimum=0)
+USER_QUOTA_INSTANCES = env_int("USER_QUOTA_INSTANCES", 10, minimum=0)
+# What one engine asks for when its request does not say (Linkis: 1 GiB, 1 core), per engine
+# type; properties of the request override it.
+ENGINE_DEFAULT_MEMORY = env_int("ENGINE_DEFAULT_MEMORY", 1 * GIB, minimum=0)
+ENGINE_DEFAULT_CORES = env_int("ENGINE_DEFAULT_CORES", 1, minimum=0)
+ENGINE_DEFAULT_RESOURCES: dict[str, dict[str, int]] = {}
+# An ECM's capacity and protected reserve unless its agent says otherwise (Linkis' defaults).
+ECM_DEFAULT_MEMORY = env_int("ECM_MEMORY", 100 * GIB, minimum=0)
+ECM_DEFAULT_CORES = env_int("ECM_CORES", 100, minimum=0)
+ECM_DEFAULT_INSTANCES = env_int("ECM_INSTANCES", 50, minimum=0)
+ECM_RESERVE_MEMORY = env_int("ECM_RESERVE_MEMORY", 10 * GIB, minimum=0)
+ECM_RESERVE_CORES = env_int("ECM_RESERVE_CORES", 2, minimum=0)
+ECM_RESERVE_INSTANCES = env_int("ECM_RESERVE_INSTANCES", 2, minimum=0)

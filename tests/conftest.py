@@ -52,3 +52,16 @@ def login() -> Callable[[str], APIClient]:
         return client
 
     return do_login
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_broker(django_db_setup):
+    """Start every run with an empty broker, so no message of an earlier run is delivered."""
+    import shutil
+
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        for folder in ("out", "processed", "control"):
+            shutil.rmtree(settings.BROKER_DIR / folder, ignore_errors=True)
+            (settings.BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
