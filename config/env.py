@@ -7,12 +7,22 @@ start-up instead of turning into a silent default.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["env_bool", "env_float", "env_int", "env_list", "env_path", "env_secret", "env_str"]
+__all__ = [
+    "env_bool",
+    "env_float",
+    "env_int",
+    "env_json_templates",
+    "env_list",
+    "env_path",
+    "env_secret",
+    "env_str",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -100,3 +110,23 @@ def env_secret(name: str) -> str | None:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE cannot be read: {exc}") from None
     return _raw(name)
+
+
+def env_json_templates(name: str) -> dict[str, list[str]]:
+    """A JSON object mapping names to non-empty lists of strings (argv templates)."""
+    value = _raw(name)
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}") from None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(key, str)
+        and isinstance(argv, list)
+        and argv
+        and all(isinstance(part, str) and part for part in argv)
+        for key, argv in parsed.items()
+    ):
+        raise ImproperlyConfigured(f"{name} must map each engine type to a non-empty list of strings")
+    return parsed

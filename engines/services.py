@@ -353,11 +353,14 @@ def record_engine_heartbeat(
             set_runtime_status(engine_id, status, actor=actor)
 
 
-def request_engine_kill(engine: EngineConn, *, actor: str, reason: str = "", via: str = "api") -> bool:
+def request_engine_kill(
+    engine: EngineConn, *, actor: str, reason: str = "", via: str = "api", enqueue: bool = True
+) -> bool:
     """Ask for an engine to be killed. One compare-and-set to ShuttingDown decides who kills.
 
-    Returns True when this call decided (the kill task goes to the engine's agent after commit),
-    False when the engine was already stopping or stopped.
+    Returns True when this call decided (the kill task goes to the engine's agent after commit,
+    unless the caller is that agent and kills it itself), False when the engine was already
+    stopping or stopped.
     """
     now = db_now()
     with transaction.atomic():
@@ -381,7 +384,8 @@ def request_engine_kill(engine: EngineConn, *, actor: str, reason: str = "", via
             target=str(moved),
             after={"reason": reason},
         )
-        enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
+        if enqueue:
+            enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
     return True
 
 

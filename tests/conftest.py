@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -65,3 +66,34 @@ def _fresh_broker(django_db_setup):
         for folder in ("out", "processed", "control"):
             shutil.rmtree(settings.BROKER_DIR / folder, ignore_errors=True)
             (settings.BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+
+
+PRODUCT_PROCESS_MARKERS = ("run_ecm", "engines.runtime", "celery", "gunicorn", "runserver")
+
+
+def _product_processes() -> dict[int, str]:
+    import psutil
+
+    found = {}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if any(marker in cmdline for marker in PRODUCT_PROCESS_MARKERS) and process.info["pid"] != os.getpid():
+            found[process.info["pid"]] = cmdline
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_processes_left_behind():
+    """The suite fails if a test leaves an agent, engine, worker or server of ours running."""
+    import time
+
+    before = _product_processes()
+    yield
+    deadline = time.monotonic() + 15
+    left: dict[int, str] = {}
+    while time.monotonic() < deadline:
+        left = {pid: cmd for pid, cmd in _product_processes().items() if pid not in before}
+        if not left:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes left behind by the tests: {left}")

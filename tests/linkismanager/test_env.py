@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
+from config.env import env_bool, env_float, env_int, env_json_templates, env_list, env_path, env_secret, env_str
 
 
 def test_unset_and_blank_values_take_the_default(monkeypatch):
@@ -128,3 +128,12 @@ def test_a_bad_setting_stops_the_process(tmp_path):
 
 def test_the_session_cookie_has_the_linkis_name(settings):
     assert settings.SESSION_COOKIE_NAME == "linkis_user_session_ticket_id_v1"
+
+
+def test_engine_templates_must_be_argv_lists(monkeypatch):
+    monkeypatch.setenv("X_TEST", '{"hive": ["hive-engine", "--kind", "hive"]}')
+    assert env_json_templates("X_TEST") == {"hive": ["hive-engine", "--kind", "hive"]}
+    for bad in ('["x"]', '{"hive": "hive-engine --kind hive"}', '{"hive": []}', "{not json"):
+        monkeypatch.setenv("X_TEST", bad)
+        with pytest.raises(ImproperlyConfigured, match="X_TEST"):
+            env_json_templates("X_TEST")
