@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
+from config.env import env_bool, env_float, env_int, env_json_templates, env_list, env_path, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -282,3 +282,39 @@ ECM_DEFAULT_INSTANCES = env_int("ECM_INSTANCES", 50, minimum=0)
 ECM_RESERVE_MEMORY = env_int("ECM_RESERVE_MEMORY", 10 * GIB, minimum=0)
 ECM_RESERVE_CORES = env_int("ECM_RESERVE_CORES", 2, minimum=0)
 ECM_RESERVE_INSTANCES = env_int("ECM_RESERVE_INSTANCES", 2, minimum=0)
+
+# --- ECM agent and engines -------------------------------------------------------------------------
+
+# Where agents write engine logs: <root>/<user>/<yyyyMMdd>/<engineType>/<ticketId>/logs/.
+ECM_LOG_ROOT = env_path("ECM_LOG_ROOT", DATA_DIR / "engines", base=BASE_DIR)
+ECM_PORT = env_int("ECM_PORT", 9102, minimum=1)
+ECM_HEARTBEAT_INTERVAL = env_float("ECM_HEARTBEAT_INTERVAL", 10.0, minimum=0.05)
+# Host overload: above either figure the agent reports StockAvailable (no new engines).
+ECM_OVERLOAD_MEMORY_PERCENT = env_float("ECM_OVERLOAD_MEMORY_PERCENT", 95.0, minimum=0)
+ECM_OVERLOAD_CPU_PERCENT = env_float("ECM_OVERLOAD_CPU_PERCENT", 95.0, minimum=0)
+# Threads of the agent's Celery worker: launches wait for engines, so allow several at once.
+ECM_WORKER_THREADS = env_int("ECM_WORKER_THREADS", 8, minimum=1)
+# Run each engine as its owner's OS user. Needs the agent to run as root; when off (the default)
+# engines run as the agent's own user.
+ECM_SWITCH_USER = env_bool("ECM_SWITCH_USER", False)
+ENGINE_START_TIMEOUT = env_float("ENGINE_START_TIMEOUT", 60.0, minimum=0.1)
+ENGINE_KILL_GRACE = env_float("ENGINE_KILL_GRACE", 10.0, minimum=0)
+# How long a control-port call to an engine may take before it counts as not answering.
+ENGINE_CALL_TIMEOUT = env_float("ENGINE_CALL_TIMEOUT", 5.0, minimum=0.1)
+# Linkis' lock rule: a lock unused this long is released by the engine (Idle → Unlock).
+ENGINE_LOCK_IDLE_SECONDS = env_float("ENGINE_LOCK_IDLE_SECONDS", 300.0, minimum=0.1)
+# Output of one code run passed back through the broker is capped at this many bytes.
+ENGINE_OUTPUT_LIMIT = env_int("ENGINE_OUTPUT_LIMIT", 1024 * 1024, minimum=1024)
+# An engine whose measured memory (RSS) exceeds what it asked for by this factor is killed.
+ENGINE_MEMORY_KILL_FACTOR = env_float("ENGINE_MEMORY_KILL_FACTOR", 2.0, minimum=1.0)
+# Launch templates per engine type: argv lists, never passed through a shell. "{python}" is the
+# agent's interpreter; the agent appends the runtime's own arguments (ready file, workdir). A
+# type whose command is not installed fails at launch with that reason.
+ENGINE_LAUNCH_TEMPLATES: dict[str, list[str]] = {
+    "python": ["{python}", "-m", "engines.runtime", "--kind", "python"],
+    "shell": ["{python}", "-m", "engines.runtime", "--kind", "shell"],
+}
+# More types, as a JSON object of argv lists, e.g. {"hive": ["/opt/hive/bin/engine", "--kind", "hive"]}.
+ENGINE_LAUNCH_TEMPLATES.update(env_json_templates("ENGINE_EXTRA_TEMPLATES"))
+# How long the manager waits for an agent's answer to a status, code or log request.
+ECM_TASK_TIMEOUT = env_float("ECM_TASK_TIMEOUT", 30.0, minimum=0.1)

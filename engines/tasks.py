@@ -1,0 +1,51 @@
+"""Tasks that run on an ECM agent, consumed from its queue ``ecm.<instance>``.
+
+They take ids, re-check state on entry, and call the agent. The manager sends them by name
+(``engines.services`` and ``engines.remote``), never importing the agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from engines.agent import AgentError, current_agent
+
+logger = get_task_logger(__name__)
+
+__all__ = ["engine_call", "kill_engine", "launch_engine"]
+
+
+@shared_task(name="engines.tasks.launch_engine", ignore_result=True)
+def launch_engine(engine_id: int) -> None:
+    """Start the engine's process; failures are recorded on the engine."""
+    try:
+        result = current_agent().launch(engine_id)
+    except AgentError as exc:
+        logger.warning("Launch of engine %s refused: %s", engine_id, exc)
+        return
+    logger.info("Launch of engine %s: %s", engine_id, result)
+
+
+@shared_task(name="engines.tasks.kill_engine", ignore_result=True)
+def kill_engine(engine_id: int) -> None:
+    """Stop the engine's process and record its end."""
+    try:
+        result = current_agent().kill(engine_id)
+    except AgentError as exc:
+        logger.warning("Kill of engine %s refused: %s", engine_id, exc)
+        return
+    logger.info("Kill of engine %s: %s", engine_id, result)
+
+
+@shared_task(name="engines.tasks.engine_call")
+def engine_call(
+    engine_id: int, method: str, path: str, body: dict | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """A request to the engine's control port (status, code, lock), answered to the manager."""
+    try:
+        return {"ok": True, "answer": current_agent().call(engine_id, method, path, body, timeout)}
+    except AgentError as exc:
+        return {"ok": False, "error": str(exc)}
