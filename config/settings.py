@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
 
 # Shown by the cluster-facing gateway endpoints the Linkis web console calls.
 LINKIS_CLUSTER_NAME = env_str("LINKIS_CLUSTER_NAME", "default")
+# This manager's own instance, as answers name it (managerServiceInstance).
+LINKIS_MANAGER_INSTANCE = env_str("LINKIS_MANAGER_INSTANCE", "127.0.0.1:9101")
 
 # --- Celery -------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ urlpatterns = [
         name="swagger-ui",
     ),
     path("api/rest_j/v1/", include("linkismanager.api.urls")),
+    path("api/rest_j/v1/linkisManager/", include("engines.api.urls")),
     # Anything else under the API answers an envelope, whatever the verb.
     re_path(r"^api/", unknown_api_path),
 ]

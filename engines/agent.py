@@ -124,6 +124,7 @@ class Agent:
         self._engine_locks: dict[int, threading.Lock] = {}
         self._stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._was_high = False
 
     # --- start and stop ------------------------------------------------------------------------
 
@@ -372,11 +373,22 @@ class Agent:
         process = self._verified_process(managed.pid, managed.create_time)
         if process is None:
             return
+        # Commands an engine runs may lead sessions of their own; collect them before they are
+        # orphaned, so that a SIGKILL of the engine does not leave them behind.
+        try:
+            descendants = process.children(recursive=True)
+        except psutil.Error:
+            descendants = []
         self._signal(process, signal.SIGTERM)
         if not self._wait_gone(managed, process, self.kill_grace):
             logger.warning("Engine %s ignored SIGTERM for %.1f s; sending SIGKILL", managed.engine_id, self.kill_grace)
             self._signal(process, signal.SIGKILL)
             self._wait_gone(managed, process, 10)
+        for child in descendants:
+            try:
+                child.kill()
+            except psutil.Error:
+                continue
 
     @staticmethod
     def _wait_gone(managed: ManagedEngine, process: psutil.Process, seconds: float) -> bool:
@@ -511,7 +523,10 @@ class Agent:
             "systemLeftMemory": memory.available,
             "systemCPUUsed": cpu,
         }
-        overloaded = memory.percent >= settings.ECM_OVERLOAD_MEMORY_PERCENT or cpu >= settings.ECM_OVERLOAD_CPU_PERCENT
+        high = memory.percent >= settings.ECM_OVERLOAD_MEMORY_PERCENT or cpu >= settings.ECM_OVERLOAD_CPU_PERCENT
+        # Like Linkis, one high reading is a spike; two in a row is overload.
+        overloaded = high and self._was_high
+        self._was_high = high
         return metrics, NodeHealthy.STOCK_AVAILABLE if overloaded else NodeHealthy.HEALTHY
 
     def heartbeat_once(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from linkismanager.choices import AVAILABLE_STATUSES, TERMINAL_STATUSES, NodeStatus
 from linkismanager.models import EngineConnManager, HealthFields
@@ -24,7 +24,10 @@ class EngineConnQuerySet(models.QuerySet["EngineConn"]):
 
     def by_instance(self, instance: str) -> EngineConn | None:
         """The engine at ``instance``: the live row, else the newest (ports are reused)."""
-        return self.filter(instance=instance).order_by("ended_at", "-created").first() if instance else None
+        if not instance:
+            return None
+        # NULL (live) first on every database, then the most recently ended.
+        return self.filter(instance=instance).order_by(F("ended_at").desc(nulls_first=True), "-created").first()
 
 
 class EngineConn(HealthFields):

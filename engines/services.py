@@ -152,7 +152,10 @@ def admit_engine(request: EngineRequest, *, actor: str, via: str = "api") -> Eng
                 code=30002,
                 can_retry=True,
             )
-        ecms = list(EngineConnManager.objects.select_for_update().filter(pk__in=candidate_ids).order_by("pk"))
+        # Checked again under the lock: an ECM may have been lost or pinned since it was read.
+        ecms = list(
+            EngineConnManager.objects.select_for_update().placeable().filter(pk__in=candidate_ids).order_by("pk")
+        )
         capacities = ecm_capacities(ecms)
         fitting = [ecm for ecm in ecms if capacities[ecm.pk].admits(resources)]
         if not fitting:

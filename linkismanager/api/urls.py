@@ -1,6 +1,6 @@
 """Paths of the manager app under /api/rest_j/v1/ (Linkis' own spelling, no trailing slash)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from linkismanager.api import views
 
@@ -13,4 +13,8 @@ urlpatterns = [
         views.ListAllNodeHealthyStatusView.as_view(),
         name="list-all-node-healthy-status",
     ),
+    # ECM endpoints (EMRestfulApi), resource monitor (rm/*) and engine history (ecinfo/*).
+    path("linkisManager/", include("linkismanager.api.em_urls")),
+    path("linkisManager/rm/", include("linkismanager.api.rm_urls")),
+    path("linkisManager/ecinfo/", include("linkismanager.api.ecinfo_urls")),
 ]

@@ -52,6 +52,9 @@ def agent_env(**overrides: str) -> dict[str, str]:
             "ENGINE_KILL_GRACE": "1",
             "ENGINE_START_TIMEOUT": "30",
             "LOG_LEVEL": "INFO",
+            # The suite itself loads this small machine; overload is tested on its own.
+            "ECM_OVERLOAD_CPU_PERCENT": "1000",
+            "ECM_OVERLOAD_MEMORY_PERCENT": "1000",
         }
     )
     env.update(overrides)

@@ -166,3 +166,27 @@ def test_a_graceful_agent_stop_stops_its_engines(start_agent):
     assert engine.ended_at is not None
     assert not pid_alive(engine)
     assert EngineConnManager.objects.get(instance=agent.instance).status == NodeStatus.SHUTTING_DOWN
+
+
+def test_an_engine_over_its_memory_is_killed_with_that_reason(start_agent):
+    start_agent()
+    # A runtime needs far more than 1 MiB, so the first measurement is over the limit.
+    request = EngineRequest("alice", "IDE", "python", "python3", LoadInstance(1024 * 1024, 1, 1))
+    engine = wait_ended(admit_engine(request, actor="alice"))
+    assert engine.status == NodeStatus.FAILED
+    assert "memory use" in engine.end_reason and "exceeds" in engine.end_reason
+    assert not pid_alive(engine)
+
+
+def test_heartbeats_report_real_memory_and_status(start_agent):
+    agent = start_agent()
+    engine = wait_status(create(), NodeStatus.UNLOCK)
+
+    def measured():
+        engine.refresh_from_db()
+        return engine.metrics.get("rss")
+
+    rss = wait_for(measured, what="a heartbeat with the engine's RSS")
+    assert 1024 * 1024 < rss < 1 * GIB
+    ecm = EngineConnManager.objects.get(instance=agent.instance)
+    assert ecm.host_metrics["maxMemory"] > 0

@@ -109,8 +109,8 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     opened: list[Any] = []
 
     def start(*args: str, secret: str = SECRET, name: str = "engine") -> subprocess.Popen[bytes]:
-        stdout = open(tmp_path / f"{name}.stdout.log", "wb")  # noqa: SIM115 - closed at teardown
-        stderr = open(tmp_path / f"{name}.stderr.log", "wb")  # noqa: SIM115
+        stdout = open(tmp_path / f"{name}.stdout.log", "wb")
+        stderr = open(tmp_path / f"{name}.stderr.log", "wb")
         opened.extend([stdout, stderr])
         process = subprocess.Popen(
             [sys.executable, "-m", "engines.runtime", *args],

@@ -20,13 +20,17 @@ def schema() -> dict:
 
 
 def _api_paths() -> set[str]:
-    """Every endpoint path routed under /api/rest_j/v1/."""
-    paths = set()
-    for pattern in get_resolver().url_patterns:
-        if str(pattern.pattern) == "api/rest_j/v1/":
-            for child in pattern.url_patterns:
-                paths.add("/api/rest_j/v1/" + str(child.pattern))
-    return paths
+    """Every endpoint path routed under /api/rest_j/v1/, includes followed."""
+    from django.urls import URLPattern, URLResolver
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern)
+
+    return {"/" + path for path in walk(get_resolver().url_patterns, "") if path.startswith("api/rest_j/v1/")}
 
 
 def test_every_routed_endpoint_is_in_the_schema(schema):

@@ -1,0 +1,3 @@
+"""Engine endpoints (EngineRestfulApi) under /api/rest_j/v1/linkisManager/."""
+
+urlpatterns: list = []
