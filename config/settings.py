@@ -320,3 +320,17 @@ ENGINE_LAUNCH_TEMPLATES: dict[str, list[str]] = {
 ENGINE_LAUNCH_TEMPLATES.update(env_json_templates("ENGINE_EXTRA_TEMPLATES"))
 # How long the manager waits for an agent's answer to a status, code or log request.
 ECM_TASK_TIMEOUT = env_float("ECM_TASK_TIMEOUT", 30.0, minimum=0.1)
+
+# --- Engine API waits ------------------------------------------------------------------------------
+
+# createEngineConn/askEngineConn wait this long for the engine when the request does not say
+# (Linkis: 40 s), and never longer than the maximum, so a request cannot hold a thread forever.
+ENGINE_CREATE_WAIT_DEFAULT = env_float("ENGINE_CREATE_WAIT_DEFAULT", 40.0, minimum=0.1)
+ENGINE_CREATE_WAIT_MAX = env_float("ENGINE_CREATE_WAIT_MAX", 600.0, minimum=0.1)
+# killEngineConn and rm/enginekill wait this long for the engine's end, so a client can create again.
+ENGINE_KILL_WAIT = env_float("ENGINE_KILL_WAIT", 30.0, minimum=0)
+# How many reusable engines askEngineConn tries to lock before it creates one (Linkis: 2).
+ENGINE_REUSE_CANDIDATES = env_int("ENGINE_REUSE_CANDIDATES", 2, minimum=0)
+# How often a waiting request re-reads the engine's row.
+ENGINE_WAIT_POLL_SECONDS = env_float("ENGINE_WAIT_POLL_SECONDS", 0.05, minimum=0.01)
+BATCH_KILL_ENGINE_TYPES = env_list("BATCH_KILL_ENGINE_TYPES", ["spark", "hive", "python", "shell"])
