@@ -38,7 +38,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	@echo "== embedded leg: SQLite and the file-system broker"
 	$(BIN)/python -m pytest --durations=15
+	@echo "== production leg: PostgreSQL and Redis"
+	bash tests/production_leg.sh $(BIN)/python -m pytest --durations=10 -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
