@@ -22,6 +22,7 @@ run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py demo_setup
+	rm -rf var/metrics && mkdir -p var/metrics
 	@echo ""
 	@echo "  API:       http://127.0.0.1:$(PORT)/api/rest_j/v1/  (log in: POST user/login)"
 	@echo "  Admin:     http://127.0.0.1:$(PORT)/admin/  (hadoop / \$$DEMO_PASSWORD, default linkis-demo)"

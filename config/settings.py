@@ -73,6 +73,8 @@ MIDDLEWARE = [
     # Last, so that it sees the lockout flag set during authentication.
     "axes.middleware.AxesMiddleware",
 ]
+# Outermost, so that it times the whole request.
+MIDDLEWARE.insert(0, "linkismanager.metrics.HttpMetricsMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -211,6 +213,10 @@ SPECTACULAR_SETTINGS = {
 
 # Shown by the cluster-facing gateway endpoints the Linkis web console calls.
 LINKIS_CLUSTER_NAME = env_str("LINKIS_CLUSTER_NAME", "default")
+# /metrics is readable by admins, by scrapers presenting "Authorization: Bearer <METRICS_TOKEN>",
+# and from these networks without credentials.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 # This manager's own instance, as answers name it (managerServiceInstance).
 LINKIS_MANAGER_INSTANCE = env_str("LINKIS_MANAGER_INSTANCE", "127.0.0.1:9101")
 
@@ -334,3 +340,63 @@ ENGINE_REUSE_CANDIDATES = env_int("ENGINE_REUSE_CANDIDATES", 2, minimum=0)
 # How often a waiting request re-reads the engine's row.
 ENGINE_WAIT_POLL_SECONDS = env_float("ENGINE_WAIT_POLL_SECONDS", 0.05, minimum=0.01)
 BATCH_KILL_ENGINE_TYPES = env_list("BATCH_KILL_ENGINE_TYPES", ["spark", "hive", "python", "shell"])
+
+# --- Health sweeps --------------------------------------------------------------------------------
+# Celery beat sends the health sweep and the housekeeping to the manager queue; docs/design.md
+# ("Health sweeps") describes every rule. Durations are seconds unless the name says days.
+
+# How often the health sweep runs, and how many rows one rule handles per run (the rest wait for
+# the next run, oldest first).
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=1)
+SWEEP_BATCH_SIZE = env_int("SWEEP_BATCH_SIZE", 500, minimum=1)
+# An ECM whose heartbeat (every ECM_HEARTBEAT_INTERVAL, 10 s as in Linkis) is this late is
+# reported StockAvailable, then StockUnavailable, then UnHealthy; past ECM_LOST_SECONDS (Linkis'
+# 5 min) it is lost: its engines are failed and their resources freed.
+ECM_LATE_STOCK_AVAILABLE_SECONDS = env_float("ECM_LATE_STOCK_AVAILABLE_SECONDS", 30.0, minimum=0.1)
+ECM_LATE_STOCK_UNAVAILABLE_SECONDS = env_float("ECM_LATE_STOCK_UNAVAILABLE_SECONDS", 60.0, minimum=0.1)
+ECM_LATE_UNHEALTHY_SECONDS = env_float("ECM_LATE_UNHEALTHY_SECONDS", 120.0, minimum=0.1)
+ECM_LOST_SECONDS = env_float("ECM_LOST_SECONDS", 300.0, minimum=0.1)
+if not (
+    ECM_LATE_STOCK_AVAILABLE_SECONDS
+    <= ECM_LATE_STOCK_UNAVAILABLE_SECONDS
+    <= ECM_LATE_UNHEALTHY_SECONDS
+    <= ECM_LOST_SECONDS
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "ECM lateness thresholds must grow: ECM_LATE_STOCK_AVAILABLE_SECONDS <= ECM_LATE_STOCK_UNAVAILABLE_SECONDS"
+        " <= ECM_LATE_UNHEALTHY_SECONDS <= ECM_LOST_SECONDS"
+    )
+# An engine still Starting this long after ENGINE_START_TIMEOUT (which its agent enforces itself)
+# is failed and killed: its agent died or never got the launch.
+ENGINE_START_SWEEP_MARGIN = env_float("ENGINE_START_SWEEP_MARGIN", 60.0, minimum=0)
+# A kill not done this long after it was sent is sent again (the agent escalates to SIGKILL after
+# ENGINE_KILL_GRACE); an engine that never had a process is ended at once. Keep it well above
+# ENGINE_KILL_GRACE + 10 s.
+ENGINE_KILL_DEADLINE = env_float("ENGINE_KILL_DEADLINE", 120.0, minimum=1)
+# An engine whose runtime has not answered its agent for this long is failed and killed (Linkis
+# clears an engine whose heartbeat is 12 min old).
+ENGINE_UNRESPONSIVE_TIMEOUT = env_float("ENGINE_UNRESPONSIVE_TIMEOUT", 720.0, minimum=1)
+# An Unlock engine whose last user action is older than this is culled (Linkis'
+# wds.linkis.engineconn.max.free.time, 5 min; the same as the lock idle spell).
+ENGINE_IDLE_TIMEOUT = env_float("ENGINE_IDLE_TIMEOUT", 300.0, minimum=1)
+# Housekeeping: old health records, ended engine rows, Celery result files, the file broker's
+# processed messages; each agent prunes its engine log folders at the same cadence.
+HOUSEKEEPING_INTERVAL_SECONDS = env_float("HOUSEKEEPING_INTERVAL_SECONDS", 3600.0, minimum=1)
+HEALTH_RECORD_RETENTION_DAYS = env_int("HEALTH_RECORD_RETENTION_DAYS", 30, minimum=1)
+ENDED_ENGINE_RETENTION_DAYS = env_int("ENDED_ENGINE_RETENTION_DAYS", 7, minimum=1)
+ENGINE_LOG_RETENTION_DAYS = env_int("ENGINE_LOG_RETENTION_DAYS", 14, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    # A run that waited a whole interval in the queue is dropped (expires): the next one is due.
+    "health-sweep": {
+        "task": "linkismanager.tasks.sweep_health",
+        "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+        "options": {"queue": CELERY_MANAGER_QUEUE, "expires": SWEEP_INTERVAL_SECONDS},
+    },
+    "housekeeping": {
+        "task": "linkismanager.tasks.housekeeping",
+        "schedule": timedelta(seconds=HOUSEKEEPING_INTERVAL_SECONDS),
+        "options": {"queue": CELERY_MANAGER_QUEUE, "expires": HOUSEKEEPING_INTERVAL_SECONDS},
+    },
+}
