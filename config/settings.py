@@ -75,6 +75,7 @@ MIDDLEWARE = [
 ]
 # Outermost, so that it times the whole request.
 MIDDLEWARE.insert(0, "linkismanager.metrics.HttpMetricsMiddleware")
+MIDDLEWARE.insert(1, "linkismanager.logcontext.RequestIdMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -248,6 +249,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_RESULT_EXPIRES = timedelta(seconds=env_int("CELERY_RESULT_EXPIRES", 3600, minimum=60))
 CELERY_TASK_DEFAULT_QUEUE = "manager"
+# Workers and agents log through LOGGING below (with request and ticket ids), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Manager-side tasks go to the "manager" queue; tasks for one host go to "ecm.<instance>", the
 # queue its agent consumes (see config.celery.ecm_queue).
 CELERY_MANAGER_QUEUE = "manager"
@@ -261,8 +264,11 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "linkismanager.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s ticket=%(ticket_id)s] %(message)s"}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -270,9 +270,13 @@ class TestEngineKillBatch:
 @pytest.mark.integration
 def test_create_kill_and_read_history_with_a_real_agent(start_agent, make_user, login):
     make_user("alice")
-    start_agent()
+    agent = start_agent()
     client = login("alice")
-    created = body(client.post(f"{M}/createEngineConn", {"labels": PYTHON, "timeout": 60000}, format="json"))
+    response = client.post(
+        f"{M}/createEngineConn", {"labels": PYTHON, "timeout": 60000}, format="json", HTTP_X_REQUEST_ID="req-e2e-1"
+    )
+    assert response["X-Request-ID"] == "req-e2e-1"
+    created = body(response)
     assert created["status"] == 0, created
     assert created["message"] == "create engineConn succeed."
     engine_map = created["data"]["engine"]
@@ -289,6 +293,8 @@ def test_create_kill_and_read_history_with_a_real_agent(start_agent, make_user, 
 
     got = body(client.post(f"{M}/getEngineConn", {"applicationName": "x", "instance": instance}, format="json"))
     assert got["data"]["engine"]["nodeStatus"] == "ShuttingDown"
+    # The request id travelled with the launch task to the agent's log lines.
+    assert "req=req-e2e-1" in agent.log.read_text()
 
 
 @pytest.mark.django_db(transaction=True)
