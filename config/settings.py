@@ -406,3 +406,6 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": CELERY_MANAGER_QUEUE, "expires": HOUSEKEEPING_INTERVAL_SECONDS},
     },
 }
+
+# Linkis job-history admins (the console's historyAdmin), case-insensitive; admins are counted too.
+LINKIS_HISTORY_ADMIN_USERS = [name.lower() for name in env_list("LINKIS_HISTORY_ADMIN_USERS", ["hadoop"])]

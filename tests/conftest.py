@@ -97,3 +97,10 @@ def _no_processes_left_behind():
             return
         time.sleep(0.2)
     raise AssertionError(f"processes left behind by the tests: {left}")
+
+
+# The live test server (Django's development WSGI server) listens with a backlog of 10, so a burst
+# of concurrent clients gets connections reset; gunicorn, which serves production, allows 2048.
+from django.core.servers.basehttp import WSGIServer  # noqa: E402
+
+WSGIServer.request_queue_size = 256

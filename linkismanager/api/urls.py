@@ -17,4 +17,5 @@ urlpatterns = [
     path("linkisManager/", include("linkismanager.api.em_urls")),
     path("linkisManager/rm/", include("linkismanager.api.rm_urls")),
     path("linkisManager/ecinfo/", include("linkismanager.api.ecinfo_urls")),
+    path("", include("linkismanager.api.console_urls")),
 ]
