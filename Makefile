@@ -34,11 +34,20 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Benchmarks against the physical limit of each job (docs/benchmarks.md): SIZE=tiny|small|large,
+# BENCH="listing sweep" for some of them. Results in bench/results/.
+SIZE ?= small
+BENCH ?=
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m bench --size $(SIZE) $(BENCH)
+
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	bash tests/install_browser.sh
 	@echo "== embedded leg: SQLite and the file-system broker"
 	$(BIN)/python -m pytest --durations=15
 	@echo "== production leg: PostgreSQL and Redis"

@@ -230,6 +230,8 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{RESULTS_DIR}"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("out", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # Kombu's file-system transport, writing each message whole before consumers can see it.
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Producers write to "out" and consumers read the same folder: one queue store.
         "data_folder_in": str(BROKER_DIR / "out"),
@@ -238,8 +240,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Exchange tables; by default kombu puts them in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
-        # The default 1 s poll makes every round trip to an agent about a second long.
-        "polling_interval": env_float("CELERY_POLLING_INTERVAL", 0.05, minimum=0.001),
+        # The default 1 s poll makes every round trip to an agent about a second long; each hop
+        # waits half the interval on average, and a poll of an idle folder costs next to nothing
+        # (docs/benchmarks.md: 0.05 s cost a kill ~20 ms per hop).
+        "polling_interval": env_float("CELERY_POLLING_INTERVAL", 0.01, minimum=0.001),
     }
 if CELERY_RESULT_BACKEND.startswith("file://"):
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -343,8 +347,9 @@ ENGINE_CREATE_WAIT_MAX = env_float("ENGINE_CREATE_WAIT_MAX", 600.0, minimum=0.1)
 ENGINE_KILL_WAIT = env_float("ENGINE_KILL_WAIT", 30.0, minimum=0)
 # How many reusable engines askEngineConn tries to lock before it creates one (Linkis: 2).
 ENGINE_REUSE_CANDIDATES = env_int("ENGINE_REUSE_CANDIDATES", 2, minimum=0)
-# How often a waiting request re-reads the engine's row.
-ENGINE_WAIT_POLL_SECONDS = env_float("ENGINE_WAIT_POLL_SECONDS", 0.05, minimum=0.01)
+# How often a waiting request re-reads the engine's status (one indexed read of two columns); a
+# request sees the change half an interval late on average (docs/benchmarks.md).
+ENGINE_WAIT_POLL_SECONDS = env_float("ENGINE_WAIT_POLL_SECONDS", 0.02, minimum=0.005)
 BATCH_KILL_ENGINE_TYPES = env_list("BATCH_KILL_ENGINE_TYPES", ["spark", "hive", "python", "shell"])
 
 # --- Health sweeps --------------------------------------------------------------------------------

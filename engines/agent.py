@@ -21,10 +21,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import psutil
 from django.conf import settings
 from django.db import connection
 
+from engines.logs import LogQuery, read_log
 from engines.models import EngineConn
 from engines.services import (
     fail_engine,
@@ -125,6 +127,8 @@ class Agent:
         self._stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self._was_high = False
+        self._next_log_prune = 0.0
+        self._log_prune_thread: threading.Thread | None = None
 
     # --- start and stop ------------------------------------------------------------------------
 
@@ -398,13 +402,18 @@ class Agent:
                 return True
             except subprocess.TimeoutExpired:
                 return False
-        try:
-            process.wait(timeout=seconds)
-            return True
-        except psutil.TimeoutExpired:
-            return False
-        except psutil.NoSuchProcess:
-            return True
+        # Not our child: poll. A zombie is gone for our purposes; only its parent can reap it, and
+        # where that is a PID 1 that never reaps, waiting for the pid to vanish would never end.
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def kill(self, engine_id: int) -> dict[str, Any]:
         """Stop the engine's process (checked pid only) and record its end."""
@@ -467,7 +476,14 @@ class Agent:
 
     def reconcile(self, since: datetime | None) -> None:
         """After a restart: adopt live processes of live rows, end rows whose process is gone, and
-        kill processes whose rows were ended meanwhile (the host was declared lost)."""
+        stop processes whose rows are ended (the host was declared lost while the agent was away).
+
+        Orphans are looked for among every ended row of this ECM whose process started after the
+        host booted, not only those ended since ``since`` (the previous heartbeat): an earlier
+        restart may have died before it got to them. The pid and start time make each a sure match.
+        """
+        to_stop: list[tuple[ManagedEngine, str]] = []
+        adopted = 0
         for engine in EngineConn.objects.live().filter(ecm=self.ecm):
             process = self._verified_process(engine.pid, engine.process_started_at)
             if engine.pid is None:
@@ -487,21 +503,189 @@ class Agent:
                     kill=False,
                 )
             if engine.status == NodeStatus.STARTING or engine.is_terminal:
-                self._terminate(managed)
-                record_engine_end(engine.pk, exit_code=None, reason="stopped after an ECM agent restart")
+                to_stop.append((managed, "stopped after an ECM agent restart"))
                 continue
             with self._engines_lock:
                 self._engines[engine.pk] = managed
+            adopted += 1
             logger.info("Adopted engine %s (pid %s)", engine.instance, engine.pid)
-        if since is None:
-            return
-        # Rows ended while this agent was away whose processes survived: orphans to kill.
-        window = since - timedelta(seconds=self.heartbeat_interval * 2)
-        for engine in EngineConn.objects.filter(ecm=self.ecm, ended_at__gte=window, pid__isnull=False):
-            process = self._verified_process(engine.pid, engine.process_started_at)
+        ended = (
+            EngineConn.objects.filter(
+                ecm=self.ecm,
+                ended_at__isnull=False,
+                pid__isnull=False,
+                process_started_at__gte=psutil.boot_time() - 1,
+            )
+            .values_list("pk", "pid", "process_started_at")
+            .iterator()
+        )
+        orphans = [ManagedEngine(pk, pid, started, "") for pk, pid, started in ended]
+        killed = self._kill_orphans([managed for managed, _ in to_stop] + orphans)
+        for managed, reason in to_stop:
+            record_engine_end(managed.engine_id, exit_code=None, reason=reason, actor=self.instance)
+        logger.info(
+            "ECM %s reconciled (last heartbeat before the restart: %s): %d engines adopted, %d processes stopped",
+            self.instance,
+            since.isoformat() if since else "never",
+            adopted,
+            killed,
+        )
+
+    def _kill_orphans(self, orphans: list[ManagedEngine]) -> int:
+        """Stop, all at once, processes whose engines are ended or not to be trusted: SIGTERM, the
+        grace period, then SIGKILL. Returns how many were still running.
+
+        They are not children of this process (the agent that started them died), so they are
+        watched by pid and start time, which also counts a zombie as gone: where the init process
+        does not reap orphans, a dead engine stays a zombie forever.
+        """
+        targets = []
+        for managed in orphans:
+            process = self._verified_process(managed.pid, managed.create_time)
+            if process is None:
+                continue
+            try:
+                descendants = process.children(recursive=True)
+            except psutil.Error:
+                descendants = []
+            logger.warning("Stopping the orphaned process of engine %s (pid %s)", managed.engine_id, managed.pid)
+            self._signal(process, signal.SIGTERM)
+            targets.append((managed, process, descendants))
+        remaining = self._wait_verified_gone([managed for managed, _, _ in targets], self.kill_grace)
+        for managed in remaining:
+            process = self._verified_process(managed.pid, managed.create_time)
             if process is not None:
-                logger.warning("Killing orphaned engine process %s (pid %s)", engine.instance, engine.pid)
-                self._terminate(ManagedEngine(engine.pk, engine.pid, engine.process_started_at, ""))
+                logger.warning("Engine %s ignored SIGTERM; sending SIGKILL", managed.engine_id)
+                self._signal(process, signal.SIGKILL)
+        self._wait_verified_gone(remaining, 10)
+        for _, _, descendants in targets:
+            for child in descendants:
+                try:
+                    child.kill()
+                except psutil.Error:
+                    continue
+        return len(targets)
+
+    def _wait_verified_gone(self, engines: list[ManagedEngine], seconds: float) -> list[ManagedEngine]:
+        """Wait up to ``seconds`` for these processes to be gone; the ones still running."""
+        deadline = time.monotonic() + seconds
+        while True:
+            running = [m for m in engines if self._verified_process(m.pid, m.create_time) is not None]
+            if not running or time.monotonic() >= deadline:
+                return running
+            time.sleep(READY_POLL_SECONDS)
+
+    def kill_processes_of_ended_engines(self) -> int:
+        """Stop the processes this agent holds whose engines were ended behind its back.
+
+        The sweep declares an ECM lost, fails its engines and frees their resources when the agent
+        has not reported for a while; if the agent was only cut off or paused, it finds out here,
+        at its next heartbeat, and stops those processes (in a thread, so heartbeats go on).
+        Returns how many it is stopping.
+        """
+        with self._engines_lock:
+            held = dict(self._engines)
+        if not held:
+            return 0
+        ended = EngineConn.objects.filter(pk__in=list(held), ended_at__isnull=False).values_list("pk", flat=True)
+        stopping = []
+        with self._engines_lock:
+            for engine_id in ended:
+                managed = self._engines.pop(engine_id, None)
+                if managed is not None and self._verified_process(managed.pid, managed.create_time) is not None:
+                    stopping.append(managed)
+        if stopping:
+            threading.Thread(target=self._kill_orphans, args=(stopping,), name="ecm-stop-ended", daemon=True).start()
+        return len(stopping)
+
+    def prune_logs(self, now: float | None = None) -> int:
+        """Delete the folders (logs and work folder) of engines that are not live and wrote nothing
+        for ``ENGINE_LOG_RETENTION_DAYS``. Returns how many engine folders it removed.
+
+        Folders are ``<user>/<yyyyMMdd>/<engineType>/<ticketId>`` under the log root; only date
+        folders older than the retention are looked into, so the cost follows what is old. A folder
+        that is not named like that is left alone, and links are never followed.
+        """
+        now = time.time() if now is None else now
+        cutoff = now - settings.ENGINE_LOG_RETENTION_DAYS * 86400
+        cutoff_day = datetime.fromtimestamp(cutoff, tz=UTC).strftime("%Y%m%d")
+        candidates: dict[str, Path] = {}
+        for user_dir in self._subfolders(self.log_root):
+            for day_dir in self._subfolders(user_dir):
+                if not (len(day_dir.name) == 8 and day_dir.name.isdigit() and day_dir.name <= cutoff_day):
+                    continue
+                for type_dir in self._subfolders(day_dir):
+                    for ticket_dir in self._subfolders(type_dir):
+                        try:
+                            candidates[str(uuid.UUID(ticket_dir.name))] = ticket_dir
+                        except ValueError:
+                            continue
+        if not candidates:
+            return 0
+        live = set()
+        tickets = list(candidates)
+        for start in range(0, len(tickets), 500):
+            chunk = tickets[start : start + 500]
+            live.update(
+                str(t)
+                for t in EngineConn.objects.live().filter(ticket_id__in=chunk).values_list("ticket_id", flat=True)
+            )
+        removed = 0
+        for ticket, folder in candidates.items():
+            if ticket in live or self._newest_mtime(folder) >= cutoff:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+            # Drop the engine type, day and user folders once they are empty.
+            for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent):
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+        if removed:
+            logger.info(
+                "Removed the log folders of %d engines older than %d days", removed, settings.ENGINE_LOG_RETENTION_DAYS
+            )
+        return removed
+
+    @staticmethod
+    def _subfolders(path: Path) -> list[Path]:
+        try:
+            return [entry for entry in path.iterdir() if entry.is_dir() and not entry.is_symlink()]
+        except OSError:
+            return []
+
+    @staticmethod
+    def _newest_mtime(folder: Path) -> float:
+        newest = folder.lstat().st_mtime
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+                except OSError:
+                    continue
+        return newest
+
+    def after_heartbeat(self) -> None:
+        """What rides on the heartbeat loop: stop processes of engines ended behind the agent's
+        back, and prune old log folders every ``HOUSEKEEPING_INTERVAL_SECONDS`` (in a thread)."""
+        try:
+            self.kill_processes_of_ended_engines()
+        except Exception:
+            logger.exception("Checking for engines ended behind the agent's back failed")
+        now = time.monotonic()
+        if now < self._next_log_prune or (self._log_prune_thread is not None and self._log_prune_thread.is_alive()):
+            return
+        self._next_log_prune = now + settings.HOUSEKEEPING_INTERVAL_SECONDS
+        self._log_prune_thread = threading.Thread(target=self._prune_logs_quietly, name="ecm-log-prune", daemon=True)
+        self._log_prune_thread.start()
+
+    def _prune_logs_quietly(self) -> None:
+        with _db_thread():
+            try:
+                self.prune_logs()
+            except Exception:
+                logger.exception("Pruning old engine log folders failed")
 
     def _heartbeat_loop(self) -> None:
         psutil.cpu_percent(None)  # the first reading is meaningless; start the measuring window
@@ -511,6 +695,7 @@ class Agent:
                     self.heartbeat_once()
                 except Exception:
                     logger.exception("ECM heartbeat failed")
+                self.after_heartbeat()
             self._stop.wait(self.heartbeat_interval)
 
     def host_health(self) -> tuple[dict[str, Any], str]:
@@ -598,6 +783,16 @@ class Agent:
             except psutil.Error:
                 continue
         return rss, cpu
+
+    # --- logs ------------------------------------------------------------------------------------------
+
+    def read_log(self, log_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One page of an engine log under this agent's log root (``engines.logs``).
+
+        The query is checked again here, and the path confined to this agent's root, whatever the
+        manager sent.
+        """
+        return read_log(self.log_root, log_dir, LogQuery.from_params(params))
 
 
 def run_with(agent: Agent, serve: Callable[[], None]) -> None:

@@ -118,14 +118,30 @@ class EngineConn(HealthFields):
                 condition=Q(ended_at__isnull=True),
                 name="engine_live_by_user",
             ),
-            # The sweeps look at live engines by status and by their clocks.
+            # The sweeps look at live engines by status and by their clocks: engines.sweeps'
+            # fail_engines_stuck_starting and resend_stuck_kills (status, modified < cutoff) and
+            # cull_idle_engines (engine_unlock_idle: last_activity < cutoff).
             models.Index(fields=["status", "modified"], condition=Q(ended_at__isnull=True), name="engine_live_status"),
             models.Index(
                 fields=["last_activity"], condition=Q(ended_at__isnull=True, status="Unlock"), name="engine_unlock_idle"
             ),
             # Listing an ECM's engines and looking engines up by instance.
             models.Index(fields=["instance"], name="engine_instance"),
+            # linkismanager.sweeps.prune_ended_engines (ended_at < cutoff).
             models.Index(fields=["ended_at"], condition=Q(ended_at__isnull=False), name="engine_ended"),
+            # engines.sweeps.resend_stuck_kills: live engines whose kill is pending (kill_requested_at < cutoff).
+            models.Index(
+                fields=["kill_requested_at"],
+                condition=Q(ended_at__isnull=True, kill_requested_at__isnull=False),
+                name="engine_kill_pending",
+            ),
+            # engines.sweeps.fail_unresponsive_engines: live engines whose runtime stopped answering
+            # (unresponsive_since < cutoff).
+            models.Index(
+                fields=["unresponsive_since"],
+                condition=Q(ended_at__isnull=True, unresponsive_since__isnull=False),
+                name="engine_unresponsive",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -41,13 +41,17 @@ __all__ = [
     "EngineRequest",
     "admit_engine",
     "cull_engine",
+    "cull_idle_engine",
     "default_resources",
     "fail_engine",
+    "fail_stale_engine",
     "mark_engine_started",
     "record_engine_end",
     "record_engine_heartbeat",
     "record_launch",
+    "release_engine_of_lost_ecm",
     "request_engine_kill",
+    "resend_engine_kill",
     "set_runtime_status",
     "user_usage",
 ]
@@ -126,10 +130,10 @@ def admit_engine(request: EngineRequest, *, actor: str, via: str = "api") -> Eng
     resources = request.resources
     now = db_now()
     with transaction.atomic():
-        quota, _ = UserQuota.objects.get_or_create(
+        # One statement, so a reset that deletes a lock-only row cannot slip in between.
+        quota, _ = UserQuota.objects.select_for_update().get_or_create(
             user=request.user, creator=request.creator, engine_type=request.engine_type_label
         )
-        quota = UserQuota.objects.select_for_update().get(pk=quota.pk)
         limit = LoadInstance(*quota.limits())
         used = user_usage(request.user, request.creator, request.engine_type, request.engine_version)
         if not (limit - used - resources).not_less_than(LoadInstance.ZERO):
@@ -352,7 +356,9 @@ def record_engine_heartbeat(
             engine.metrics = dict(metrics)
             fields.append("metrics")
         engine.save(update_fields=fields)
-        if status is not None and responsive:
+        # The row is locked: a report of the status it already has changes nothing, so the
+        # steady state (nearly every report) skips the compare-and-set and its five queries.
+        if status is not None and responsive and status != engine.status:
             set_runtime_status(engine_id, status, actor=actor)
 
 
@@ -475,5 +481,153 @@ def record_engine_end(engine_id: int, *, exit_code: int | None, reason: str = ""
             release_times=1,
             release_time=now,
             metrics=engine.metrics,
+        )
+    return True
+
+
+def kill_if_unlock(engine: EngineConn, *, actor: str, reason: str = "", via: str = "api") -> bool:
+    """Kill ``engine`` only if it is Unlock at this moment (Linkis' async batch kill).
+
+    One compare-and-set Unlock → ShuttingDown decides: an engine that is Starting, locked, busy or
+    already stopping is left alone and False is returned. When the move wins, the kill task goes
+    to the engine's agent after commit, as for :func:`request_engine_kill`.
+    """
+    now = db_now()
+    with transaction.atomic():
+        moved = _move(
+            engine.pk,
+            sources=[NodeStatus.UNLOCK],
+            target=NodeStatus.SHUTTING_DOWN,
+            source=HealthSource.API if via == "api" else via,
+            actor=actor,
+            reason=reason or "kill of an Unlock engine requested",
+            kill_requested_at=now,
+            kill_requested_by=actor,
+        )
+        if moved is None:
+            return False
+        audit(
+            actor=actor,
+            via=via,
+            action="kill_engine",
+            target_type="engine",
+            target=str(moved),
+            after={"reason": reason, "onlyIfUnlock": True},
+        )
+        enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
+    return True
+
+
+__all__ += ["kill_if_unlock"]
+
+
+# --- Sweep transitions ---------------------------------------------------------------------------------
+
+
+def fail_stale_engine(
+    engine_id: int, *, sources: list[str], stale: Q, reason: str, now: datetime, actor: str = "sweep"
+) -> bool:
+    """The sweep fails an engine it found stuck (starting too long, not answering): → Failed, killed.
+
+    ``stale`` is part of the compare-and-set, so an engine that moved on meanwhile (became Unlock,
+    answered again) is left alone. The kill goes to its agent after commit; its time is kept in
+    ``kill_requested_at`` so that a kill that never lands is sent again.
+    """
+    with transaction.atomic():
+        moved = _move(
+            engine_id,
+            sources=sources,
+            target=NodeStatus.FAILED,
+            source=HealthSource.SWEEP,
+            actor=actor,
+            reason=reason,
+            extra=stale,
+            end_reason=reason,
+            kill_requested_at=now,
+            kill_requested_by=actor,
+        )
+        if moved is None:
+            return False
+        audit(
+            actor=actor,
+            via="sweep",
+            action="fail_engine",
+            target_type="engine",
+            target=str(moved),
+            after={"reason": reason},
+        )
+        enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
+    return True
+
+
+def cull_idle_engine(
+    engine_id: int, *, reason: str, idle_before: datetime, now: datetime, actor: str = "sweep"
+) -> bool:
+    """``cull_engine``, with the kill's time kept so that a kill that never lands is sent again."""
+    with transaction.atomic():
+        if not cull_engine(engine_id, reason=reason, idle_before=idle_before, actor=actor):
+            return False
+        EngineConn.objects.filter(pk=engine_id, kill_requested_at__isnull=True).update(
+            kill_requested_at=now, kill_requested_by=actor
+        )
+    return True
+
+
+def resend_engine_kill(engine_id: int, *, stuck_before: datetime, now: datetime, actor: str = "sweep") -> str | None:
+    """A terminal engine whose end is still not recorded: its kill (sent before ``stuck_before``) is sent again.
+
+    The agent's kill escalates to SIGKILL after its grace, and records the end when the process is
+    already gone. An engine that never had a process is ended here. Returns "resent" or "ended", or
+    None when the engine ended or was handled by another sweep meanwhile (the kill time is the
+    compare-and-set, so concurrent sweeps send it once).
+    """
+    stuck = Q(kill_requested_at__lt=stuck_before) | Q(kill_requested_at__isnull=True, modified__lt=stuck_before)
+    with transaction.atomic():
+        engine = (
+            EngineConn.objects.select_related("ecm")
+            .filter(stuck, pk=engine_id, ended_at__isnull=True, status__in=[s.value for s in TERMINAL_STATUSES])
+            .first()
+        )
+        if engine is None:
+            return None
+        if engine.pid is None:
+            reason = "ended by the sweep: its kill was pending and it never had a process"
+            return "ended" if record_engine_end(engine_id, exit_code=None, reason=reason, actor=actor) else None
+        claimed = EngineConn.objects.filter(stuck, pk=engine_id, ended_at__isnull=True).update(
+            kill_requested_at=now, modified=now
+        )
+        if claimed != 1:
+            return None
+        audit(actor=actor, via="sweep", action="resend_kill", target_type="engine", target=str(engine))
+        enqueue_after_commit(KILL_TASK, engine_id, queue=ecm_queue(engine.ecm.instance))
+    return "resent"
+
+
+def release_engine_of_lost_ecm(engine_id: int, *, reason: str, actor: str = "sweep") -> bool:
+    """An engine of a lost ECM: → Failed (a terminal status is kept) and its end recorded, freeing
+    its resources. No kill is sent: it would wait on the dead agent's queue; the agent kills the
+    process when it comes back (``Agent.reconcile``). Returns False when its ECM has reported again
+    (its agent owns the engine again) or the end was recorded already.
+    """
+    with transaction.atomic():
+        engine = EngineConn.objects.filter(pk=engine_id, ended_at__isnull=True).first()
+        if engine is None:
+            return False
+        # Locked so that this orders against the agent's registration or heartbeat, which clear lost_at.
+        if (
+            EngineConnManager.objects.select_for_update().filter(pk=engine.ecm_id, lost_at__isnull=False).first()
+            is None
+        ):
+            return False
+        fail_engine(engine_id, reason=reason, actor=actor, source=HealthSource.SWEEP, kill=False)
+        if not record_engine_end(engine_id, exit_code=None, reason=reason, actor=actor):
+            return False
+        audit(
+            actor=actor,
+            via="sweep",
+            action="release_engine",
+            target_type="engine",
+            target=str(engine),
+            after={"reason": reason},
         )
     return True

@@ -12,10 +12,11 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 
 from engines.agent import AgentError, current_agent
+from engines.logs import LogError, LogMissingError, LogParamError, LogRefusedError
 
 logger = get_task_logger(__name__)
 
-__all__ = ["engine_call", "kill_engine", "launch_engine"]
+__all__ = ["engine_call", "kill_engine", "launch_engine", "read_engine_log"]
 
 
 @shared_task(name="engines.tasks.launch_engine", ignore_result=True)
@@ -49,3 +50,25 @@ def engine_call(
         return {"ok": True, "answer": current_agent().call(engine_id, method, path, body, timeout)}
     except AgentError as exc:
         return {"ok": False, "error": str(exc)}
+
+
+_LOG_ERROR_KINDS = {LogMissingError: "missing", LogRefusedError: "refused", LogParamError: "invalid"}
+
+
+@shared_task(name="engines.tasks.read_engine_log")
+def read_engine_log(log_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One page of an engine log (``openEngineLog``), read under this agent's log root.
+
+    Answers ``{"ok": True, "result": {logPath, logs, endLine, rows}}`` or ``{"ok": False, "kind",
+    "error"}``, where kind is missing (no such file), refused (the path leaves the root, is a link or
+    not a file) or invalid (a bad parameter).
+    """
+    try:
+        return {"ok": True, "result": current_agent().read_log(log_dir, params)}
+    except LogError as exc:
+        kind = next((name for cls, name in _LOG_ERROR_KINDS.items() if isinstance(exc, cls)), "failed")
+        if kind == "refused":
+            logger.warning("Log read refused: %s", exc)
+        return {"ok": False, "kind": kind, "error": str(exc)}
+    except (AgentError, OSError) as exc:
+        return {"ok": False, "kind": "failed", "error": str(exc)}

@@ -15,11 +15,15 @@ __all__ = ["wait_for_end", "wait_for_start"]
 def wait_for_start(engine: EngineConn, timeout: float) -> bool:
     """Wait until the engine leaves Starting (ready, failed or stopped). False on timeout."""
     deadline = time.monotonic() + timeout
+    row = EngineConn.objects.filter(pk=engine.pk).values_list("status", "ended_at")
     while True:
-        engine.refresh_from_db()
-        if engine.status != NodeStatus.STARTING or engine.ended_at is not None:
+        # Two columns by primary key while waiting; the whole row once, at the end.
+        status, ended_at = row.get()
+        if status != NodeStatus.STARTING or ended_at is not None:
+            engine.refresh_from_db()
             return True
         if time.monotonic() >= deadline:
+            engine.refresh_from_db()
             return False
         time.sleep(settings.ENGINE_WAIT_POLL_SECONDS)
 

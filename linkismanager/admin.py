@@ -17,6 +17,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from linkismanager.choices import NodeHealthy
+from linkismanager.exceptions import ManagerError
 from linkismanager.labels import MODIFIABLE_LABEL_KEYS, LabelError, is_modifiable, validate_label
 from linkismanager.models import (
     AuditEntry,
@@ -28,7 +29,7 @@ from linkismanager.models import (
     UserQuota,
 )
 from linkismanager.resources import LoadInstance, format_size
-from linkismanager.services import Capacity, audit, ecm_capacities, set_pinned_health
+from linkismanager.services import Capacity, audit, ecm_capacities, remove_ecm, set_pinned_health
 
 __all__ = [
     "AuditEntryAdmin",
@@ -413,7 +414,7 @@ class EngineConnManagerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["status", EffectiveHealthFilter, PinnedFilter]
     search_fields = ["instance", "owner", "description"]
     inlines = [EcmLabelInline, EcmHealthHistoryInline]
-    actions = ["pin_unhealthy", "pin_stock_available", "unpin_health"]
+    actions = ["pin_unhealthy", "pin_stock_available", "unpin_health", "remove_decommissioned"]
     readonly_fields = [
         "instance",
         "owner",
@@ -516,6 +517,22 @@ class EngineConnManagerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Mark healthy (remove pin)")
     def unpin_health(self, request: HttpRequest, queryset: QuerySet) -> None:
         pin_health(self, request, queryset, NodeHealthy.HEALTHY, default_reason="pin removed by staff")
+
+    @admin.action(description="Remove decommissioned ECMs (agent stopped, no live engines)")
+    def remove_decommissioned(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Remove each selected ECM through the service, which refuses one whose agent still runs or
+        that still has live engines; say which were removed and why the others were not."""
+        actor = request.user.get_username()
+        removed: list[str] = []
+        for ecm in queryset:
+            try:
+                remove_ecm(ecm, actor=actor, via="admin")
+            except ManagerError as exc:
+                self.message_user(request, f"Not removed: {exc.message}", messages.ERROR)
+                continue
+            removed.append(ecm.instance)
+        if removed:
+            self.message_user(request, f"Removed {len(removed)} ECM(s): {', '.join(removed)}.", messages.SUCCESS)
 
 
 # --- Quotas --------------------------------------------------------------------------------------

@@ -154,22 +154,29 @@ class RegistryCollector(Collector):
 
 
 def sweep_metrics() -> Iterator:
-    """Figures of the last sweep runs, when the sweeps record them."""
-    try:
-        from linkismanager.sweeps import last_runs  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """Figures of the last run of each sweep, as the sweeps record them in the database."""
+    from linkismanager.models import SweepRun
+
     duration = GaugeMetricFamily(
         "linkis_sweep_last_duration_seconds", "Duration of the last run of each sweep.", labels=["sweep"]
     )
-    changed = GaugeMetricFamily(
-        "linkis_sweep_last_changes", "Rows changed by the last run of each sweep.", labels=["sweep", "change"]
+    runs = GaugeMetricFamily("linkis_sweep_runs", "Runs of each sweep so far.", labels=["sweep"])
+    errors = GaugeMetricFamily(
+        "linkis_sweep_last_errors", "Rows or rules that failed in the last run.", labels=["sweep"]
     )
-    for name, run in last_runs().items():
-        duration.add_metric([name], run.get("duration", 0.0))
-        for change, count in (run.get("changes") or {}).items():
-            changed.add_metric([name, change], count)
+    changed = GaugeMetricFamily(
+        "linkis_sweep_last_changes", "Rows changed by the last run of each sweep, by rule.", labels=["sweep", "rule"]
+    )
+    for run in SweepRun.objects.all():
+        duration.add_metric([run.name], run.last_duration)
+        runs.add_metric([run.name], run.runs)
+        errors.add_metric([run.name], run.last_errors)
+        for rule, count in (run.last_counts or {}).items():
+            if isinstance(count, int | float):
+                changed.add_metric([run.name, rule], count)
     yield duration
+    yield runs
+    yield errors
     yield changed
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "HealthRecord",
     "Label",
     "NodeKind",
+    "SweepRun",
     "Token",
     "UserQuota",
 ]
@@ -232,6 +233,17 @@ class EngineConnManager(HealthFields):
         indexes = [
             # The heartbeat sweep looks for ECMs whose heartbeat is late.
             models.Index(fields=["last_heartbeat"], name="ecm_last_heartbeat"),
+            # linkismanager.sweeps.mark_late_ecms: late ECMs the sweep has not made UnHealthy yet
+            # (last_heartbeat < cutoff, reported_health != UnHealthy).
+            models.Index(
+                fields=["last_heartbeat"],
+                condition=~Q(reported_health="UnHealthy"),
+                name="ecm_late_candidates",
+            ),
+            # linkismanager.sweeps.mark_lost_ecms: ECMs not yet lost (last_heartbeat < cutoff, lost_at null).
+            models.Index(fields=["last_heartbeat"], condition=Q(lost_at__isnull=True), name="ecm_not_lost"),
+            # engines.sweeps.release_engines_of_lost_ecms: the lost ECMs, whose live engines it then releases.
+            models.Index(fields=["lost_at"], condition=Q(lost_at__isnull=False), name="ecm_lost"),
         ]
 
     def __str__(self) -> str:
@@ -396,3 +408,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.target}"
+
+
+class SweepRun(models.Model):
+    """The figures of the last run of one periodic sweep (one row per sweep), for metrics.
+
+    Kept in the database rather than a cache: the sweep runs in a Celery worker and the metrics are
+    read by the web processes, which share the database in every deployment but not a local cache.
+    """
+
+    name = models.CharField(max_length=64, unique=True, help_text="The sweep: health or housekeeping.")
+    runs = models.PositiveBigIntegerField(default=0, help_text="How many runs have finished.")
+    last_started = models.DateTimeField(null=True, blank=True, help_text="Database time the last run began.")
+    last_duration = models.FloatField(default=0.0, help_text="Seconds the last run took.")
+    last_counts = models.JSONField(default=dict, blank=True, help_text="What the last run changed, per rule.")
+    last_errors = models.IntegerField(default=0, help_text="Rows or rules that failed in the last run.")
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} sweep"

@@ -83,3 +83,13 @@ def test_other_addresses_need_the_token_or_an_admin(settings, make_user):
     admin = Client(REMOTE_ADDR="10.9.8.7")
     admin.post("/admin/login/", {"username": "root", "password": "test-pass-123"})
     assert "linkis_engines" in scrape(admin)
+
+
+def test_the_last_sweep_runs_are_exported():
+    from linkismanager.models import SweepRun
+
+    SweepRun.objects.create(name="health", runs=3, last_duration=0.25, last_counts={"engines_culled": 2})
+    families = scrape()
+    assert value(families["linkis_sweep_last_duration_seconds"], sweep="health") == 0.25
+    assert value(families["linkis_sweep_runs"], sweep="health") == 3
+    assert value(families["linkis_sweep_last_changes"], sweep="health", rule="engines_culled") == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from django.test import Client
@@ -30,13 +32,23 @@ def _api_paths() -> set[str]:
             elif isinstance(pattern, URLPattern):
                 yield prefix + str(pattern.pattern)
 
-    return {"/" + path for path in walk(get_resolver().url_patterns, "") if path.startswith("api/rest_j/v1/")}
+    # A path converter, <str:ticketid>, is {ticketid} in the schema.
+    return {
+        "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
+        for path in walk(get_resolver().url_patterns, "")
+        if path.startswith("api/rest_j/v1/")
+    }
 
 
 def test_every_routed_endpoint_is_in_the_schema(schema):
     routed = _api_paths()
     assert "/api/rest_j/v1/linkisManager/listAllNodeHealthyStatus" in routed
-    assert routed <= set(schema["paths"])
+    # Linkis' own path with a stray brace cannot be an OpenAPI template; its twin is documented.
+    ecinfo = "/api/rest_j/v1/linkisManager/ecinfo"
+    aliases = {f"{ecinfo}/delete/{{ticketid}}}}": f"{ecinfo}/delete/{{ticketid}}"}
+    for alias, documented in aliases.items():
+        assert alias in routed and documented in schema["paths"]
+    assert routed - set(aliases) <= set(schema["paths"])
 
 
 def test_each_operation_documents_the_success_and_error_envelopes(schema):
