@@ -694,6 +694,7 @@ def mark_ecm_late(ecm_id: int, *, health: str, late_before: datetime, now: datet
         if ecm is None or _LATE_SEVERITY.get(ecm.reported_health, 0) >= _LATE_SEVERITY[health]:
             return False
         before = ecm.health
+        reported_before = ecm.reported_health
         ecm.reported_health = health
         ecm.save(update_fields=["reported_health", "modified"])
         record_health_change(
@@ -704,6 +705,15 @@ def mark_ecm_late(ecm_id: int, *, health: str, late_before: datetime, now: datet
             source=HealthSource.SWEEP,
             actor=actor,
             reason=f"no heartbeat for {(now - ecm.last_heartbeat).total_seconds():.0f} s",
+        )
+        audit(
+            actor=actor,
+            via="sweep",
+            action="mark_ecm_late",
+            target_type="ecm",
+            target=ecm.instance,
+            before={"reportedHealth": str(reported_before)},
+            after={"reportedHealth": health},
         )
     return True
 

@@ -498,3 +498,14 @@ def test_other_result_backends_and_brokers_are_left_to_themselves(settings):
     result = run_housekeeping()
 
     assert (result["result_files_deleted"], result["processed_messages_deleted"], result["errors"]) == (0, 0, 0)
+
+
+def test_a_late_marking_is_in_the_audit_trail(ecm):
+    heard(ecm, 65)
+
+    run_health_sweep()
+
+    entry = AuditEntry.objects.get(action="mark_ecm_late", target="host1:9102")
+    assert entry.via == "sweep"
+    assert entry.before == {"reportedHealth": "Healthy"}
+    assert entry.after == {"reportedHealth": "StockUnavailable"}
