@@ -1,8 +1,9 @@
 """Engine history (``ecinfo/*``): request shapes and Linkis' JSON forms of the EC resource record.
 
 Linkis sends a record raw from ``ecinfo/get`` and ``ecinfo/delete`` (resources as JSON text), and
-as a VO from ``ecrHistoryList`` (resources as maps under ``driver``). ``ecList`` rows join an
-engine's node columns with its metrics; their times are ``yyyy-MM-dd HH:mm:ss`` text there.
+as a VO from ``ecrHistoryList`` (resources as ``{instance, cores, memory}`` maps, memory in bytes,
+which the console's history table reads). ``ecList`` rows join an engine's node columns with its
+metrics (its resource as a map under ``driver``); their times are ``yyyy-MM-dd HH:mm:ss`` text there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engines.models import EngineConn, EngineHistory
 from linkismanager.api.rm_serializers import MAX_PAGE, MAX_PAGE_SIZE, epoch_ms
 from linkismanager.choices import NodeStatus
 from linkismanager.labels import ENGINE_APPLICATION_NAME
+from linkismanager.resources import ResourceError, parse_size
 
 __all__ = [
     "DATE_FORMAT",
@@ -29,6 +31,7 @@ __all__ = [
     "ec_item",
     "history_record",
     "history_vo",
+    "resource_vo",
 ]
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -124,12 +127,33 @@ def _json_text(value: Any) -> str | None:
 
 
 def driver_map(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A history resource as ``ecrHistoryList`` shows it: ``{"driver": {instance, memory, cpu}}``."""
+    """A history resource as ``ecList`` shows it: ``{"driver": {instance, memory, cpu}}``."""
     if not stored:
         return None
     if "driver" in stored or "yarn" in stored:
         return stored
     return {"driver": stored}
+
+
+def resource_vo(stored: dict[str, Any] | None) -> dict[str, int] | None:
+    """A history resource as ``ecrHistoryList`` shows it, Linkis' ResourceVo: ``{instance, cores,
+    memory}`` with memory in bytes (the console's history table reads these keys); None when empty.
+
+    A stored value that does not parse counts as 0: one odd record must not break a listing.
+    """
+    if not stored:
+        return None
+    part = stored.get("driver") if isinstance(stored.get("driver"), dict) else stored
+    try:
+        memory = parse_size(part.get("memory", 0), field="memory")
+    except ResourceError:
+        memory = 0
+    cores = part.get("cpu", part.get("cores"))
+
+    def count(value: Any) -> int:
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    return {"instance": count(part.get("instance")), "cores": count(cores), "memory": memory}
 
 
 def _record_common(record: EngineHistory) -> dict[str, Any]:
@@ -164,12 +188,12 @@ def history_record(record: EngineHistory) -> dict[str, Any]:
 
 
 def history_vo(record: EngineHistory) -> dict[str, Any]:
-    """One ``ecrHistoryList`` row: resources as ``driver`` maps."""
+    """One ``ecrHistoryList`` row: resources as ResourceVo maps ``{instance, cores, memory}``."""
     return {
         **_record_common(record),
-        "requestResource": driver_map(record.request_resource),
-        "usedResource": driver_map(record.used_resource),
-        "releasedResource": driver_map(record.released_resource),
+        "requestResource": resource_vo(record.request_resource),
+        "usedResource": resource_vo(record.used_resource),
+        "releasedResource": resource_vo(record.released_resource),
     }
 
 

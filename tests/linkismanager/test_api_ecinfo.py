@@ -236,8 +236,9 @@ class TestHistoryList:
         assert body(response)["data"]["totalPage"] == 3
         row = body(response)["data"]["engineList"][1]
         assert row["engineType"] == "python"
-        assert row["requestResource"] == {"driver": USED}
-        assert row["usedResource"] == {"driver": USED}
+        # Linkis' ResourceVo, as the console's history table reads it: memory in bytes.
+        assert row["requestResource"] == {"instance": 1, "cores": 1, "memory": 2 * GIB}
+        assert row["usedResource"] == {"instance": 1, "cores": 1, "memory": 2 * GIB}
         assert row["releasedResource"] is None
         assert row["createUser"] == "alice"
         assert row["serviceInstance"] == "host1:2001"
