@@ -4,6 +4,7 @@ engine list with Linkis' ``statuss``."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -107,11 +108,12 @@ class TestGet:
         assert data["ecmInstance"] == "host1:9102"
         assert data["engineType"] == "python"
         assert data["status"] == "Running"
-        # Raw, as Linkis sends the record: resources and metrics are JSON text.
-        assert data["requestResource"] == '{"instance": 1, "memory": "2.0 GB", "cpu": 1}'
-        assert data["usedResource"] == '{"instance": 1, "memory": "2.0 GB", "cpu": 1}'
+        # Raw, as Linkis sends the record: resources and metrics are JSON text (key order is the
+        # database's: PostgreSQL's jsonb keeps its own).
+        assert json.loads(data["requestResource"]) == {"instance": 1, "memory": "2.0 GB", "cpu": 1}
+        assert json.loads(data["usedResource"]) == {"instance": 1, "memory": "2.0 GB", "cpu": 1}
         assert data["releasedResource"] is None
-        assert data["metrics"] == '{"rss": 10}'
+        assert json.loads(data["metrics"]) == {"rss": 10}
         assert data["createTime"] == int(record.created.timestamp() * 1000)
         assert data["requestTimes"] == 1
 

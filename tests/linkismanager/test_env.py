@@ -86,7 +86,9 @@ def _settings_in_subprocess(tmp_path, **env) -> dict:
         "'broker': s.CELERY_BROKER_URL, 'backend': s.CELERY_RESULT_BACKEND, "
         "'data_dir': str(s.DATA_DIR), 'admins': s.LINKIS_ADMIN_USERS}))"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "DATABASE_URL", "LINKIS_ADMIN_USERS")}
+    # Whatever this run was given (the production leg sets a database and a broker) is dropped.
+    dropped = ("DATA_DIR", "DATABASE_URL", "LINKIS_ADMIN_USERS", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    clean = {k: v for k, v in os.environ.items() if k not in dropped}
     clean["PYTHONPATH"] = str(settings.BASE_DIR)
     output = subprocess.run(
         [sys.executable, "-c", script], env={**clean, **env}, cwd=tmp_path, capture_output=True, text=True, check=True
