@@ -38,6 +38,7 @@ __all__ = [
     "SIZES",
     "Environment",
     "Figure",
+    "QueryLog",
     "Results",
     "admin_client",
     "api_get",
@@ -172,6 +173,34 @@ def api_post(client: Any, path: str, body: Any) -> dict[str, Any]:
 def api_get(client: Any, path: str) -> dict[str, Any]:
     """GET a Linkis endpoint; the envelope's data, or an error naming the answer."""
     return _data(path, client.get(f"{API}/{path}"))
+
+
+# --- Queries ------------------------------------------------------------------------------------
+
+
+class QueryLog:
+    """The SQL statements run on the default connection inside ``with QueryLog() as log:`` (no
+    limit on how many, unlike Django's debug log), with their parameters."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, Any]] = []
+
+    def _record(self, execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    def __enter__(self) -> QueryLog:
+        from django.db import connection
+
+        self._wrapper = connection.execute_wrapper(self._record)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._wrapper.__exit__(*exc_info)
+
+    def __len__(self) -> int:
+        return len(self.statements)
 
 
 # --- Timing -------------------------------------------------------------------------------------

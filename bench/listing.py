@@ -17,6 +17,7 @@ from bench.common import (
     API,
     Environment,
     Figure,
+    QueryLog,
     Results,
     admin_client,
     api_get,
@@ -128,12 +129,9 @@ def _get(client: Any, path: str) -> bytes:
 
 
 def _queries(call: Any) -> tuple[int, Any]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as captured:
+    with QueryLog() as log:
         answer = call()
-    return len(captured.captured_queries), answer
+    return len(log), answer
 
 
 def _measure(call: Any, repeats: int, arguments: list[Any]) -> dict[str, float]:
