@@ -36,10 +36,11 @@ from django.db import connection
 from engines.logs import LogQuery, read_log
 from engines.models import EngineConn
 from engines.services import (
+    EngineReport,
     fail_engine,
     mark_engine_started,
     record_engine_end,
-    record_engine_heartbeat,
+    record_engine_heartbeats,
     record_launch,
     request_engine_kill,
 )
@@ -715,55 +716,74 @@ class Agent:
         return metrics, NodeHealthy.STOCK_AVAILABLE if overloaded else NodeHealthy.HEALTHY
 
     def heartbeat_once(self) -> None:
-        """Report the host and every engine this agent runs."""
+        """Report the host, then every engine this agent runs in one write.
+
+        One query reads the engines' rows, each engine is probed (process, memory, a status call
+        over loopback), and the reports are written together; an engine over its memory limit is
+        then failed and killed.
+        """
         metrics, health = self.host_health()
         record_ecm_heartbeat(self.instance, host_metrics=metrics, reported_health=health)
         with self._engines_lock:
             engines = list(self._engines.values())
+        if not engines:
+            return
+        rows = EngineConn.objects.in_bulk([managed.engine_id for managed in engines])
+        reports: list[EngineReport] = []
+        over_limit: list[tuple[EngineConn, int]] = []
         for managed in engines:
+            engine = rows.get(managed.engine_id)
             try:
-                self._report_engine(managed)
+                report = self._probe_engine(managed, engine)
             except Exception:
-                logger.exception("Reporting engine %s failed", managed.engine_id)
+                logger.exception("Probing engine %s failed", managed.engine_id)
+                continue
+            if report is None or engine is None:
+                continue
+            reports.append(report)
+            rss = report.metrics["rss"] if report.metrics else 0
+            if engine.memory and rss > engine.memory * settings.ENGINE_MEMORY_KILL_FACTOR:
+                over_limit.append((engine, rss))
+        record_engine_heartbeats(reports, actor=self.instance)
+        for engine, rss in over_limit:
+            factor = settings.ENGINE_MEMORY_KILL_FACTOR
+            reason = f"memory use {format_size(rss)} exceeds {factor:g}× the requested {format_size(engine.memory)}"
+            if fail_engine(engine.pk, reason=reason, actor=self.instance, kill=False):
+                threading.Thread(target=self._kill_quietly, args=(engine.pk,), daemon=True).start()
 
-    def _report_engine(self, managed: ManagedEngine) -> None:
+    def _probe_engine(self, managed: ManagedEngine, engine: EngineConn | None) -> EngineReport | None:
+        """What one engine's process and runtime say now, or None when there is nothing to report."""
         process = self._verified_process(managed.pid, managed.create_time)
         if process is None:
             if managed.popen is None:  # adopted: no watcher sees it exit
                 record_engine_end(managed.engine_id, exit_code=None, reason="process exited", actor=self.instance)
                 with self._engines_lock:
                     self._engines.pop(managed.engine_id, None)
-            return
-        engine = EngineConn.objects.filter(pk=managed.engine_id).first()
+            return None
         if engine is None or engine.ended_at is not None or not engine.instance:
-            return
+            return None
         rss, cpu = self._measure(managed, process)
         status: str | None = None
         last_activity = None
         responsive = True
         extra: dict[str, Any] = {}
-        try:
-            answer = self.call(managed.engine_id, "GET", "/status")
-            status = answer.get("status")
-            if answer.get("lastActivity"):
-                last_activity = datetime.fromtimestamp(answer["lastActivity"] / 1000, tz=UTC)
-            extra["runningTasks"] = answer.get("runningTasks", 0)
-        except AgentError:
-            responsive = False
-        record_engine_heartbeat(
+        if not engine.is_terminal:
+            try:
+                port = int(engine.instance.rsplit(":", 1)[-1])
+                answer = self._request(port, engine.control_secret, "GET", "/status", None, None)
+                status = answer.get("status")
+                if answer.get("lastActivity"):
+                    last_activity = datetime.fromtimestamp(answer["lastActivity"] / 1000, tz=UTC)
+                extra["runningTasks"] = answer.get("runningTasks", 0)
+            except (AgentError, ValueError):
+                responsive = False
+        return EngineReport(
             managed.engine_id,
             status=status,
             last_activity=last_activity,
             responsive=responsive,
             metrics={"rss": rss, "cpuPercent": cpu, "pid": managed.pid, **extra},
-            actor=self.instance,
         )
-        limit = int(engine.memory * settings.ENGINE_MEMORY_KILL_FACTOR)
-        if engine.memory and rss > limit:
-            factor = settings.ENGINE_MEMORY_KILL_FACTOR
-            reason = f"memory use {format_size(rss)} exceeds {factor:g}× the requested {format_size(engine.memory)}"
-            if fail_engine(managed.engine_id, reason=reason, actor=self.instance, kill=False):
-                threading.Thread(target=self._kill_quietly, args=(managed.engine_id,), daemon=True).start()
 
     @staticmethod
     def _measure(managed: ManagedEngine, process: psutil.Process) -> tuple[int, float]:

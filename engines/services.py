@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum, Value
 from django.db.models.functions import Coalesce
 
@@ -47,7 +47,9 @@ __all__ = [
     "fail_stale_engine",
     "mark_engine_started",
     "record_engine_end",
+    "EngineReport",
     "record_engine_heartbeat",
+    "record_engine_heartbeats",
     "record_launch",
     "release_engine_of_lost_ecm",
     "request_engine_kill",
@@ -324,6 +326,86 @@ def set_runtime_status(engine_id: int, status: str, *, actor: str = "agent") -> 
         )
 
 
+@dataclass(frozen=True)
+class EngineReport:
+    """What an agent learnt of one of its live engines at a heartbeat."""
+
+    engine_id: int
+    status: str | None = None
+    last_activity: datetime | None = None
+    responsive: bool = True
+    metrics: Mapping[str, Any] | None = None
+
+
+def record_engine_heartbeats(reports: list[EngineReport], *, actor: str = "agent") -> int:
+    """One agent heartbeat's reports on its engines, written together: runtime status, idle
+    clock, responsiveness, metrics. Returns how many live engines were updated.
+
+    One transaction and one prepared update for all the rows (an agent reports every engine at
+    every heartbeat, so this is the manager's busiest write); only a status that really changed takes
+    the compare-and-set of ``set_runtime_status``. The idle clock only moves forward and only on
+    user actions the runtime reports; a terminal engine keeps its status whatever a late report
+    says.
+    """
+    if not reports:
+        return 0
+    by_id = {report.engine_id: report for report in reports}
+    now = db_now()
+    with transaction.atomic():
+        engines = list(
+            EngineConn.objects.select_for_update()
+            .filter(pk__in=list(by_id), ended_at__isnull=True)
+            .only("id", "status", "last_activity", "unresponsive_since", "metrics", "last_heartbeat", "modified")
+            .order_by("pk")
+        )
+        moves = []
+        for engine in engines:
+            report = by_id[engine.pk]
+            engine.last_heartbeat = now
+            engine.modified = now
+            if report.responsive:
+                engine.unresponsive_since = None
+            elif engine.unresponsive_since is None:
+                engine.unresponsive_since = now
+            if report.last_activity is not None and (
+                engine.last_activity is None or report.last_activity > engine.last_activity
+            ):
+                engine.last_activity = report.last_activity
+            if report.metrics is not None:
+                engine.metrics = dict(report.metrics)
+            if report.status is not None and report.responsive and report.status != engine.status:
+                moves.append((engine.pk, report.status))
+        _write_heartbeat_fields(engines)
+        for engine_id, status in moves:
+            set_runtime_status(engine_id, status, actor=actor)
+    return len(engines)
+
+
+_HEARTBEAT_FIELDS = ("last_heartbeat", "modified", "unresponsive_since", "last_activity", "metrics")
+
+
+def _write_heartbeat_fields(engines: list[EngineConn]) -> None:
+    """Write the heartbeat fields of ``engines`` with one prepared UPDATE run for every row.
+
+    Django's ``bulk_update`` builds a CASE expression per row and field; for an agent's hundred
+    engines that took ~150 ms of Python against ~3 ms in the database. Values go through each
+    field's own database preparation, so JSON and times are written as the ORM writes them.
+    """
+    if not engines:
+        return
+    meta = EngineConn._meta
+    fields = [meta.get_field(name) for name in _HEARTBEAT_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [field.get_db_prep_save(getattr(engine, field.attname), connection) for field in fields] + [engine.pk]
+        for engine in engines
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
+
+
 def record_engine_heartbeat(
     engine_id: int,
     *,
@@ -333,33 +415,11 @@ def record_engine_heartbeat(
     metrics: Mapping[str, Any] | None = None,
     actor: str = "agent",
 ) -> None:
-    """What the agent learnt of a live engine: runtime status, idle clock, responsiveness, metrics.
-
-    The idle clock only moves forward and only on user actions the runtime reports; a terminal
-    engine keeps its status whatever a late report says.
-    """
-    now = db_now()
-    with transaction.atomic():
-        engine = EngineConn.objects.select_for_update().filter(pk=engine_id, ended_at__isnull=True).first()
-        if engine is None:
-            return
-        fields = ["last_heartbeat", "modified", "unresponsive_since"]
-        engine.last_heartbeat = now
-        if responsive:
-            engine.unresponsive_since = None
-        elif engine.unresponsive_since is None:
-            engine.unresponsive_since = now
-        if last_activity is not None and (engine.last_activity is None or last_activity > engine.last_activity):
-            engine.last_activity = last_activity
-            fields.append("last_activity")
-        if metrics is not None:
-            engine.metrics = dict(metrics)
-            fields.append("metrics")
-        engine.save(update_fields=fields)
-        # The row is locked: a report of the status it already has changes nothing, so the
-        # steady state (nearly every report) skips the compare-and-set and its five queries.
-        if status is not None and responsive and status != engine.status:
-            set_runtime_status(engine_id, status, actor=actor)
+    """One engine's report (see :func:`record_engine_heartbeats`)."""
+    record_engine_heartbeats(
+        [EngineReport(engine_id, status, last_activity, responsive, metrics)],
+        actor=actor,
+    )
 
 
 def request_engine_kill(

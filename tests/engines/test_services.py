@@ -953,3 +953,24 @@ def test_by_instance_finds_nothing_for_an_unknown_or_empty_instance(ecm):
 
     assert EngineConn.objects.by_instance("host1:40001") is None
     assert EngineConn.objects.by_instance("") is None
+
+
+def test_a_heartbeat_writes_all_its_engine_reports_with_a_fixed_number_of_queries(django_assert_max_num_queries):
+    from engines.services import EngineReport, record_engine_heartbeats
+
+    ecm = make_ecm("batch:9102")
+    engines = [make_engine(ecm, instance=f"batch:{40000 + i}") for i in range(30)]
+    busy = engines[0]
+    reports = [EngineReport(e.pk, status=NodeStatus.UNLOCK, metrics={"rss": 100 + i}) for i, e in enumerate(engines)]
+    reports[0] = EngineReport(busy.pk, status=NodeStatus.BUSY, metrics={"rss": 1})
+
+    # Clock, lock-and-read, one bulk update; the one status change adds its compare-and-set.
+    with django_assert_max_num_queries(12):
+        assert record_engine_heartbeats(reports) == 30
+
+    busy.refresh_from_db()
+    assert busy.status == NodeStatus.BUSY
+    assert [e.metrics["rss"] for e in EngineConn.objects.filter(pk__in=[e.pk for e in engines[1:]]).order_by("pk")] == [
+        100 + i for i in range(1, 30)
+    ]
+    assert EngineConn.objects.filter(pk__in=[e.pk for e in engines], last_heartbeat__isnull=False).count() == 30
