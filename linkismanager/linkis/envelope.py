@@ -86,5 +86,5 @@ def linkis_json_response(
     return JsonResponse(
         envelope(request.path, data, message, status),
         status=http_status or HTTP_STATUS[status],
-        json_dumps_params={"ensure_ascii": False},
+        json_dumps_params={"ensure_ascii": False, "separators": (",", ":")},
     )
