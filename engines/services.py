@@ -51,6 +51,7 @@ __all__ = [
     "record_engine_heartbeat",
     "record_engine_heartbeats",
     "record_launch",
+    "record_user_activity",
     "release_engine_of_lost_ecm",
     "request_engine_kill",
     "resend_engine_kill",
@@ -420,6 +421,18 @@ def record_engine_heartbeat(
         [EngineReport(engine_id, status, last_activity, responsive, metrics)],
         actor=actor,
     )
+
+
+def record_user_activity(engine_id: int) -> bool:
+    """A user acts on a live, available engine (a code run, a lock): its idle clock moves to now.
+
+    The idle sweep's cull is a compare-and-set on this clock, so whichever of the two lands first
+    wins: an engine culled first is already terminal here, and a cull after this sees it active.
+    """
+    updated = EngineConn.objects.filter(
+        pk=engine_id, ended_at__isnull=True, status__in=[str(s) for s in _RUNTIME_STATUSES]
+    ).update(last_activity=db_now())
+    return updated == 1
 
 
 def request_engine_kill(

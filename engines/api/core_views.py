@@ -27,6 +27,7 @@ from engines.services import (
     EngineRequest,
     admit_engine,
     default_resources,
+    record_user_activity,
     request_engine_kill,
     set_runtime_status,
 )
@@ -179,6 +180,7 @@ def _lock(engine: EngineConn, *, timeout: float) -> str | None:
     if not answer.get("locked"):
         return None
     set_runtime_status(engine.pk, NodeStatus.IDLE, actor="api")
+    record_user_activity(engine.pk)
     engine.refresh_from_db()
     return answer.get("lock")
 

@@ -34,7 +34,7 @@ from engines.api.serializers import engine_node, engine_vo, label_pairs
 from engines.filtersets import EMEnginesFilterSet
 from engines.models import EngineConn
 from engines.remote import EngineUnreachableError, call_engine
-from engines.services import kill_if_unlock
+from engines.services import kill_if_unlock, record_user_activity
 from linkismanager.choices import NodeHealthy, NodeStatus
 from linkismanager.labels import USER_CREATOR, parse_label_list, replace_modifiable
 from linkismanager.linkis.envelope import linkis_response
@@ -345,6 +345,9 @@ class ExecuteEngineConnOperationView(_EngineAPIView):
         if operator == ENGINE_CONN_STATUS:
             answer = _call(engine, "GET", "/status")
             return linkis_response(request, {"result": answer, "errorMsg": "", "isError": False})
+        # A code run is a user action: the idle clock moves now, not at the agent's next
+        # heartbeat, so the idle sweep cannot cull an engine that is about to run code.
+        record_user_activity(engine.pk)
         answer = _call(engine, "POST", "/execute", {"code": code})
         failed = not answer.get("ok", False)
         return linkis_response(

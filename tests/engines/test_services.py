@@ -974,3 +974,26 @@ def test_a_heartbeat_writes_all_its_engine_reports_with_a_fixed_number_of_querie
         100 + i for i in range(1, 30)
     ]
     assert EngineConn.objects.filter(pk__in=[e.pk for e in engines], last_heartbeat__isnull=False).count() == 30
+
+
+def test_a_user_action_moves_the_idle_clock_and_saves_the_engine_from_a_cull():
+    from engines.services import cull_engine, record_user_activity
+
+    engine = make_engine(make_ecm("act:9102"), instance="act:40001")
+    old = db_now() - timedelta(hours=1)
+    EngineConn.objects.filter(pk=engine.pk).update(last_activity=old)
+    cutoff = db_now() - timedelta(minutes=5)
+
+    assert record_user_activity(engine.pk) is True
+    assert cull_engine(engine.pk, reason="idle", idle_before=cutoff) is False
+    engine.refresh_from_db()
+    assert engine.status == NodeStatus.UNLOCK and engine.last_activity > cutoff
+
+
+def test_a_culled_engine_takes_no_user_action():
+    from engines.services import cull_engine, record_user_activity
+
+    engine = make_engine(make_ecm("act:9102"), instance="act:40001")
+    EngineConn.objects.filter(pk=engine.pk).update(last_activity=db_now() - timedelta(hours=1))
+    assert cull_engine(engine.pk, reason="idle", idle_before=db_now()) is True
+    assert record_user_activity(engine.pk) is False
