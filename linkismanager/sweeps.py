@@ -63,6 +63,7 @@ HEALTH_COUNTS = (
     "errors",
 )
 HOUSEKEEPING_COUNTS = (
+    "planner_statistics_refreshed",
     "health_records_deleted",
     "engines_deleted",
     "result_files_deleted",
@@ -166,8 +167,30 @@ def run_health_sweep(now: datetime | None = None) -> dict[str, Any]:
 
 def run_housekeeping(now: datetime | None = None) -> dict[str, Any]:
     """One housekeeping run: old history and ended engines, result files, processed messages."""
-    rules: list[Rule] = [prune_health_records, prune_ended_engines, prune_result_files, prune_processed_messages]
+    rules: list[Rule] = [
+        prune_health_records,
+        prune_ended_engines,
+        prune_result_files,
+        prune_processed_messages,
+        refresh_planner_statistics,
+    ]
     return _run("housekeeping", rules, HOUSEKEEPING_COUNTS, now)
+
+
+def refresh_planner_statistics(now: datetime, batch: int, counts: Counter) -> None:
+    """SQLite only: refresh the query planner's statistics (ANALYZE).
+
+    Without them SQLite picks the wide live-status index for the idle and unresponsive rules and
+    reads every live Unlock engine (about 100 ms at 100,000 engines) instead of the partial indexes
+    made for them (under a millisecond). PostgreSQL keeps its statistics itself (autovacuum).
+    """
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    counts["planner_statistics_refreshed"] += 1
 
 
 # --- ECM rules ---------------------------------------------------------------------------------------

@@ -509,3 +509,18 @@ def test_a_late_marking_is_in_the_audit_trail(ecm):
     assert entry.via == "sweep"
     assert entry.before == {"reportedHealth": "Healthy"}
     assert entry.after == {"reportedHealth": "StockUnavailable"}
+
+
+def test_housekeeping_refreshes_sqlite_planner_statistics():
+    make_engine(make_ecm("stats:9102"), instance="stats:40001")
+
+    result = run_housekeeping()
+
+    if connection.vendor != "sqlite":
+        # PostgreSQL keeps its own statistics (autovacuum): nothing to do.
+        assert result["planner_statistics_refreshed"] == 0
+        return
+    assert result["planner_statistics_refreshed"] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'engines_engineconn'")
+        assert cursor.fetchone()[0] > 0
