@@ -135,7 +135,7 @@ def run(size: str, out: Any, data_dir: Path) -> None:
                 stats(plain),
                 "a plain interpreter (sleeping) stopped the same way",
                 time_ratio(limit, stats(plain)),
-                {"why": "the runtime looks for a stop every 0.1 s and its HTTP server stops on a 0.1 s poll"},
+                {"why": "the runtime looks for a stop every 0.02 s and its HTTP server stops on a 0.02 s poll"},
             )
         )
 
