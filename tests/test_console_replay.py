@@ -588,7 +588,10 @@ def test_kill_all_idle_engines_of_an_ecm_on_a_real_agent(console, start_agent):
         wait_until(engine, NodeStatus.UNLOCK)
     # Bob's engine is in use: locked for him, as askEngineConn does.
     assert call_engine(busy, "POST", "/lock", {})["locked"] is True
-    assert set_runtime_status(busy.pk, NodeStatus.IDLE, actor="test")
+    # As askEngineConn records it; the agent's heartbeat may have reported Idle first.
+    set_runtime_status(busy.pk, NodeStatus.IDLE, actor="test")
+    busy.refresh_from_db()
+    assert busy.status == NodeStatus.IDLE
     page = console("hadoop")
 
     (row,) = page.fetch("/linkisManager/listAllEMs", "get")["EMs"]
