@@ -444,15 +444,39 @@ def request_engine_kill(
     unless the caller is that agent and kills it itself), False when the engine was already
     stopping or stopped.
     """
+    return _kill(
+        engine,
+        sources=_NON_TERMINAL,
+        actor=actor,
+        reason=reason,
+        default_reason="kill requested",
+        via=via,
+        enqueue=enqueue,
+    )
+
+
+def _kill(
+    engine: EngineConn,
+    *,
+    sources: list[str],
+    actor: str,
+    reason: str,
+    default_reason: str,
+    via: str,
+    enqueue: bool = True,
+    audit_extra: dict[str, Any] | None = None,
+) -> bool:
+    """The compare-and-set from ``sources`` to ShuttingDown that decides a kill, its audit entry,
+    and the kill task for the engine's agent after commit. False when another change won."""
     now = db_now()
     with transaction.atomic():
         moved = _move(
             engine.pk,
-            sources=_NON_TERMINAL,
+            sources=sources,
             target=NodeStatus.SHUTTING_DOWN,
             source=HealthSource.API if via == "api" else via,
             actor=actor,
-            reason=reason or "kill requested",
+            reason=reason or default_reason,
             kill_requested_at=now,
             kill_requested_by=actor,
         )
@@ -464,7 +488,7 @@ def request_engine_kill(
             action="kill_engine",
             target_type="engine",
             target=str(moved),
-            after={"reason": reason},
+            after={"reason": reason, **(audit_extra or {})},
         )
         if enqueue:
             enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
@@ -565,30 +589,15 @@ def kill_if_unlock(engine: EngineConn, *, actor: str, reason: str = "", via: str
     already stopping is left alone and False is returned. When the move wins, the kill task goes
     to the engine's agent after commit, as for :func:`request_engine_kill`.
     """
-    now = db_now()
-    with transaction.atomic():
-        moved = _move(
-            engine.pk,
-            sources=[NodeStatus.UNLOCK],
-            target=NodeStatus.SHUTTING_DOWN,
-            source=HealthSource.API if via == "api" else via,
-            actor=actor,
-            reason=reason or "kill of an Unlock engine requested",
-            kill_requested_at=now,
-            kill_requested_by=actor,
-        )
-        if moved is None:
-            return False
-        audit(
-            actor=actor,
-            via=via,
-            action="kill_engine",
-            target_type="engine",
-            target=str(moved),
-            after={"reason": reason, "onlyIfUnlock": True},
-        )
-        enqueue_after_commit(KILL_TASK, moved.pk, queue=ecm_queue(moved.ecm.instance))
-    return True
+    return _kill(
+        engine,
+        sources=[NodeStatus.UNLOCK],
+        actor=actor,
+        reason=reason,
+        default_reason="kill of an Unlock engine requested",
+        via=via,
+        audit_extra={"onlyIfUnlock": True},
+    )
 
 
 __all__ += ["kill_if_unlock"]
